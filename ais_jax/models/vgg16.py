@@ -90,10 +90,11 @@ class VGG16Head(nn.Module):
     """pool5 -> adaptive pool 7x7 -> fc6 -> ReLU -> fc7 -> ReLU (-> fc8). Eval mode."""
 
     num_classes: int = 1000
+    embed_dim: int = EMBED_DIM  # smaller only in tests of the kernels
 
     def setup(self):
-        self.fc6 = nn.Dense(EMBED_DIM, precision=PRECISION)
-        self.fc7 = nn.Dense(EMBED_DIM, precision=PRECISION)
+        self.fc6 = nn.Dense(self.embed_dim, precision=PRECISION)
+        self.fc7 = nn.Dense(self.embed_dim, precision=PRECISION)
         self.fc8 = nn.Dense(self.num_classes, precision=PRECISION)
 
     def __call__(self, acts: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -102,7 +103,7 @@ class VGG16Head(nn.Module):
 
     def from_blocks(self, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Args: blocks ``[..., 512, 49]``. Returns (penultimate ``[..., 4096]``, logits)."""
-        x = blocks.reshape(*blocks.shape[:-2], NUM_MAPS * BLOCK)
+        x = blocks.reshape(*blocks.shape[:-2], blocks.shape[-2] * blocks.shape[-1])
         penultimate = nn.relu(self.fc7(nn.relu(self.fc6(x))))
         return penultimate, self.fc8(penultimate)
 
