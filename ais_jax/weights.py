@@ -1,0 +1,211 @@
+"""Converted model weights on disk: one safetensors file per model, and their loaders.
+
+The format: a safetensors file whose tensor names are the Flax parameter paths joined by '/'
+(``trunk/conv1_1/kernel``, ``head/fc6/kernel``, ...) in Flax layout, float32, with string
+metadata recording where the weights came from (`save_params`). Files are made by
+``python -m weights_convert`` (which needs torch); reading them here does not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import jax
+import numpy as np
+import safetensors
+import safetensors.numpy
+from flax import traverse_util
+
+from ais_jax import __version__, storage
+from ais_jax.models import vgg16
+
+# Bump when the layout of the saved parameters changes; older files must then be re-converted.
+FORMAT_VERSION = "1"
+
+VGG16_MODELS = ("imagenet", "ecoset")  # the two VGG-16 checkpoints of SPEC §1
+MODELS = VGG16_MODELS + ("transalnet_dense",)
+
+# Metadata every converted file carries (`save_params` adds the last two itself).
+REQUIRED_METADATA = ("model", "source_file", "source_sha256", "format_version", "ais_jax_version")
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Converted weights are not where they were looked for; the message says how to make them."""
+
+
+def weights_path(model: str) -> Path:
+    """Where the converted weights of ``model`` live: ``cache_dir()/weights/{model}.safetensors``.
+
+    Args:
+      model: one of `MODELS`.
+
+    Raises:
+      ValueError: for an unknown model name.
+    """
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    return storage.cache_dir() / "weights" / f"{model}.safetensors"
+
+
+def save_params(
+    path: str | os.PathLike, params: Mapping, metadata: Mapping[str, str]
+) -> dict[str, str]:
+    """Writes a parameter pytree and its metadata atomically as one safetensors file.
+
+    Args:
+      path: the output file.
+      params: nested dict of arrays (Flax layout).
+      metadata: string metadata, at least ``model``, ``source_file`` and ``source_sha256``;
+        ``format_version`` and ``ais_jax_version`` are added.
+
+    Returns:
+      The metadata as written.
+    """
+    path = Path(path)
+    meta = {str(k): str(v) for k, v in metadata.items()}
+    meta.update(format_version=FORMAT_VERSION, ais_jax_version=__version__)
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise ValueError(f"{path}: metadata lacks {', '.join(missing)}")
+    flat = traverse_util.flatten_dict(dict(params), sep="/")
+    tensors = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in flat.items()}
+    with storage.atomic_path(path) as tmp:
+        safetensors.numpy.save_file(tensors, str(tmp), metadata=meta)
+    return meta
+
+
+def load_params(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """Reads a file written by `save_params`.
+
+    Args:
+      path: a converted ``.safetensors`` file.
+
+    Returns:
+      ``(params, metadata)``: the nested dict of float32 NumPy arrays, and the string metadata.
+
+    Raises:
+      FileNotFoundError: if ``path`` does not exist.
+      ValueError: naming the file, if it is not a readable ais_jax weights file of this format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    try:
+        with safetensors.safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+            flat = {k: f.get_tensor(k) for k in f.keys()}
+    except safetensors.SafetensorError as e:
+        raise ValueError(
+            f"{path}: not a readable safetensors weights file (truncated or corrupt?): {e}. "
+            "Convert the checkpoint again with `python -m weights_convert`."
+        ) from e
+    missing = [k for k in REQUIRED_METADATA if k not in metadata]
+    if missing:
+        raise ValueError(
+            f"{path}: not an ais_jax weights file (its metadata lacks {', '.join(missing)}); "
+            "make one with `python -m weights_convert`"
+        )
+    if metadata["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: weights format version {metadata['format_version']}, but this ais_jax "
+            f"({__version__}) reads version {FORMAT_VERSION}; convert the checkpoint again with "
+            f"`python -m weights_convert --model={metadata['model']} ... --force`"
+        )
+    return traverse_util.unflatten_dict(flat, sep="/"), metadata
+
+
+def _missing_message(model: str | None, path: Path) -> str:
+    if model is None:
+        return (
+            f"{path}: no converted weights file there. Make one from a PyTorch checkpoint with\n"
+            "  python -m weights_convert --model=MODEL --src=/path/to/checkpoint.pth "
+            f"--out={path}\n"
+            f"(MODEL: one of {', '.join(MODELS)}; conversion needs torch: "
+            "pip install -e '.[convert]')"
+        )
+    lines = [f"No converted weights for {model!r}: {path} does not exist. Obtain them with"]
+    if model in VGG16_MODELS:
+        lines.append(f"  python -m weights_convert --model={model} --download")
+        lines.append("or, from a checkpoint you already have,")
+    lines.append(f"  python -m weights_convert --model={model} --src=/path/to/checkpoint.pth")
+    lines.append(
+        "(conversion needs torch: pip install -e '.[convert]'). Converted weights are kept "
+        f"under {storage.cache_dir() / 'weights'}; set ${storage.CACHE_ENV} to use another "
+        "cache directory, the same for converting and for running."
+    )
+    return "\n".join(lines)
+
+
+def _resolve(model_or_path: str | os.PathLike) -> tuple[str | None, Path]:
+    """(model name or None, file path) for a model name or a path."""
+    if isinstance(model_or_path, str) and model_or_path in MODELS:
+        return model_or_path, weights_path(model_or_path)
+    return None, Path(model_or_path).expanduser()
+
+
+def load_converted(model_or_path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """Loads converted weights by model name (from the cache) or from an explicit file.
+
+    Args:
+      model_or_path: one of `MODELS` (looked up with `weights_path`), or a path to a file
+        written by ``python -m weights_convert``.
+
+    Returns:
+      ``(params, metadata)`` as `load_params`.
+
+    Raises:
+      MissingWeightsError: if the file does not exist; the message gives the commands that
+        make it.
+      ValueError: if the file is unreadable, or holds another model than the one named.
+    """
+    model, path = _resolve(model_or_path)
+    if not path.is_file():
+        raise MissingWeightsError(_missing_message(model, path))
+    params, metadata = load_params(path)
+    if model and metadata["model"] != model:
+        raise ValueError(f"{path}: holds {metadata['model']!r} weights, expected {model!r}")
+    return params, metadata
+
+
+def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[str, str]]:
+    """Loads converted VGG-16 weights, checked against `ais_jax.models.vgg16.param_shapes`.
+
+    Args:
+      model_or_path: ``'imagenet'``, ``'ecoset'``, or a path to a converted file.
+
+    Returns:
+      ``(params, metadata)``: ``params`` is ``{'trunk': ..., 'head': ...}`` as JAX arrays, ready
+      for ``VGG16(num_classes).apply({'params': params}, images)``; ``metadata['num_classes']``
+      is the number of classes (a string, as all safetensors metadata).
+
+    Raises:
+      MissingWeightsError: if the weights were not converted yet (the message says how).
+      ValueError: naming the file and the key, if they are not VGG-16 weights.
+    """
+    params, metadata = load_converted(model_or_path)
+    path = _resolve(model_or_path)[1]
+    if "num_classes" not in metadata:
+        raise ValueError(
+            f"{path}: holds {metadata['model']!r} weights, not VGG-16 "
+            "(its metadata has no num_classes)"
+        )
+    num_classes = int(metadata["num_classes"])
+    expected = {
+        k: tuple(v.shape)
+        for k, v in traverse_util.flatten_dict(vgg16.param_shapes(num_classes), sep="/").items()
+    }
+    got = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+    problems = [f"{k}: missing (expected shape {s})" for k, s in expected.items() if k not in got]
+    problems += [f"{k}: unexpected tensor" for k in got if k not in expected]
+    problems += [
+        f"{k}: shape {got[k]}, expected {s}"
+        for k, s in expected.items()
+        if k in got and got[k] != s
+    ]
+    if problems:
+        more = f"; ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ValueError(f"{path}: not VGG-16 weights with {num_classes} classes: "
+                         + "; ".join(problems[:5]) + more)
+    return jax.device_put(params), metadata

@@ -1,0 +1,157 @@
+"""Resumable, checksummed downloads, against a local HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import re
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weights_convert import download as dl
+
+PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD at /file.pth; the server's attributes choose how well it behaves."""
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append(self.headers.get("Range"))
+        if self.path != "/file.pth":
+            self.send_error(404)
+            return
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if match and server.ranges:
+            start = int(match.group(1))
+            if start >= len(PAYLOAD):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(PAYLOAD)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+        else:
+            self.send_response(200)
+        body = server.payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        # `cut_after` bytes of the body, then the connection closes short of Content-Length.
+        self.wfile.write(body[: server.cut_after] if server.cut_after is not None else body)
+        server.sent += min(len(body), server.cut_after or len(body))
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def server():
+    """A local server; tests set ``ranges``, ``cut_after`` and ``payload`` on it."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.ranges, httpd.cut_after, httpd.payload = True, None, PAYLOAD
+    httpd.requests, httpd.sent = [], 0
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/file.pth"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def files(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in directory.iterdir()}
+
+
+def test_complete_download_with_checksum(server, tmp_path):
+    dest = dl.download(server.url, tmp_path / "sub" / "w.pth", sha256=SHA256, chunk_size=4096)
+    assert dest.read_bytes() == PAYLOAD
+    assert files(dest.parent) == {"w.pth": len(PAYLOAD)}
+    assert server.requests == [None]
+    # Present and verified: no second request.
+    assert dl.download(server.url, dest, sha256_prefix=SHA256[:8]) == dest
+    assert server.requests == [None]
+
+
+def test_resumes_from_partial_file_with_range(server, tmp_path):
+    (tmp_path / "w.pth.part").write_bytes(PAYLOAD[:123_456])
+    dest = dl.download(server.url, tmp_path / "w.pth", sha256_prefix=SHA256[:8])
+    assert dest.read_bytes() == PAYLOAD
+    assert server.requests == ["bytes=123456-"]
+    assert server.sent == len(PAYLOAD) - 123_456
+    assert files(tmp_path) == {"w.pth": len(PAYLOAD)}
+
+
+def test_server_without_range_support_restarts(server, tmp_path):
+    server.ranges = False
+    (tmp_path / "w.pth.part").write_bytes(b"x" * 1000)  # would corrupt the file if appended to
+    dest = dl.download(server.url, tmp_path / "w.pth", sha256=SHA256)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.requests == ["bytes=1000-"] and server.sent == len(PAYLOAD)
+
+
+def test_complete_partial_file_is_finished_without_download(server, tmp_path):
+    (tmp_path / "w.pth.part").write_bytes(PAYLOAD)
+    dest = dl.download(server.url, tmp_path / "w.pth", sha256=SHA256)
+    assert dest.read_bytes() == PAYLOAD and server.sent == 0
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    with pytest.raises(ValueError, match="checksum mismatch.*does not start with the expected "
+                                         "397923af"):
+        dl.download(server.url, tmp_path / "w.pth", sha256_prefix="397923af")
+    assert files(tmp_path) == {}
+
+
+def test_connection_cut_short_keeps_part_for_resume(server, tmp_path):
+    server.cut_after = 100_000
+    with pytest.raises(dl.DownloadError, match="cut short.*run the same command again"):
+        dl.download(server.url, tmp_path / "w.pth", sha256=SHA256, chunk_size=8192)
+    assert "w.pth" not in files(tmp_path)
+    part = (tmp_path / "w.pth.part").read_bytes()
+    assert 0 < len(part) <= 100_000 and PAYLOAD.startswith(part)
+
+    server.cut_after = None
+    dest = dl.download(server.url, tmp_path / "w.pth", sha256=SHA256)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.requests[-1] == f"bytes={len(part)}-"
+
+
+def test_http_error_names_the_url(server, tmp_path):
+    url = server.url.replace("file.pth", "missing.pth")
+    with pytest.raises(dl.DownloadError, match=f"{re.escape(url)}: HTTP 404"):
+        dl.download(url, tmp_path / "w.pth")
+    assert files(tmp_path) == {}
+
+
+def test_unreachable_server_says_what_to_do(tmp_path):
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(dl.DownloadError, match="cannot connect.*--src"):
+        dl.download(f"http://127.0.0.1:{port}/w.pth", tmp_path / "w.pth", timeout=5)
+    assert files(tmp_path) == {}
+
+
+def test_fetch_checkpoint_uses_canonical_sources(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(dl, "download", lambda url, dest, **kw: calls.append((url, dest, kw)))
+    monkeypatch.setenv("AIS_JAX_CACHE", str(tmp_path))
+    dl.fetch_checkpoint("imagenet")
+    dl.fetch_checkpoint("ecoset")
+    assert calls == [
+        ("https://download.pytorch.org/models/vgg16-397923af.pth",
+         tmp_path / "downloads" / "vgg16-397923af.pth", {"sha256_prefix": "397923af"}),
+        ("https://osf.io/z5uf3/download", tmp_path / "downloads" / "vgg16_ecoset.pth",
+         {"sha256_prefix": None}),
+    ]
+    with pytest.raises(ValueError, match="no download known for 'transalnet_dense'"):
+        dl.fetch_checkpoint("transalnet_dense")

@@ -1,0 +1,83 @@
+"""Converts a PyTorch checkpoint into the weights file the experiments load.
+
+  python -m weights_convert --model=ecoset --download
+  python -m weights_convert --model=imagenet --src=vgg16-397923af.pth
+  python -m weights_convert --model=transalnet_dense --src=TranSalNet_Dense.pth
+
+Output: ``$AIS_JAX_CACHE/weights/MODEL.safetensors`` (default cache ``~/.cache/ais_jax``), or
+``--out``. Nothing is written when anything fails.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from ais_jax import weights
+from weights_convert import checkpoint
+from weights_convert.download import SOURCES, fetch_checkpoint
+
+TRANSALNET_HINT = (
+    "TranSalNet's authors distribute TranSalNet_Dense.pth through a Google Drive link, which "
+    "cannot be downloaded here: fetch TranSalNet_Dense.pth by hand from their release "
+    "(github.com/LJOVO/TranSalNet) and pass --src=/path/to/TranSalNet_Dense.pth"
+)
+CANONICAL_CLASSES = {"imagenet": 1000, "ecoset": 565}
+
+
+def run(model: str, *, src: str | None = None, download: bool = False,
+        out: str | None = None, force: bool = False) -> int:
+    """Converts (after downloading, with ``download``), prints a summary; returns the exit code.
+
+    Errors are printed to stderr (exit code 1) and leave no output file.
+    """
+    if download == (src is not None):
+        raise app.UsageError("pass exactly one of --src=FILE.pth and --download")
+    if download and model not in SOURCES:
+        print(f"error: {TRANSALNET_HINT}", file=sys.stderr)
+        return 1
+    try:
+        out = checkpoint.output_path(model, out, force=force)
+        src = fetch_checkpoint(model) if download else src
+        path, meta, num_tensors = checkpoint.convert_checkpoint(model, src, out, force=force)
+    except (OSError, ValueError, ImportError) as e:  # every user-facing failure; see Raises
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    classes = f", {meta['num_classes']} classes" if "num_classes" in meta else ""
+    print(
+        f"Converted {src} ({model}, sha256 {meta['source_sha256']}) into {path}: "
+        f"{num_tensors} tensors{classes}, format version {meta['format_version']}."
+    )
+    expected = CANONICAL_CLASSES.get(model)
+    if expected is not None and int(meta["num_classes"]) != expected:
+        print(
+            f"warning: the published {model} VGG-16 has {expected} classes, this checkpoint "
+            f"{meta['num_classes']}; check that --model names the right checkpoint",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def define_flags() -> None:
+    """The command-line flags; defined only when run as a program, so importing is harmless."""
+    flags.DEFINE_enum("model", None, list(weights.MODELS), "Which checkpoint this is.")
+    flags.DEFINE_string("src", None, "PyTorch checkpoint file (.pth) to convert.")
+    flags.DEFINE_bool(
+        "download", False, "Download the canonical checkpoint into the cache first (VGG-16 only)."
+    )
+    flags.DEFINE_string("out", None, "Output .safetensors file (default: the cache).")
+    flags.DEFINE_bool("force", False, "Overwrite an existing output file.")
+    flags.mark_flag_as_required("model")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    f = flags.FLAGS
+    return run(f.model, src=f.src, download=f.download, out=f.out, force=f.force)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,200 @@
+"""Downloading the canonical checkpoints (SPEC §1): resumable, checksummed, never half-written.
+
+A download streams into ``DEST.part``; an interrupted one is resumed from there with an HTTP
+Range request (or started afresh when the server ignores Range). Only a complete file whose
+checksum matches (when one is known) is renamed to ``DEST``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ais_jax import storage
+from weights_convert.checkpoint import sha256_file
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a checkpoint is published, and what is known of its sha256."""
+
+    url: str
+    filename: str
+    sha256_prefix: str | None = None  # torchvision's file names carry the first 8 hex digits
+
+
+SOURCES = {
+    "imagenet": Source(
+        "https://download.pytorch.org/models/vgg16-397923af.pth", "vgg16-397923af.pth", "397923af"
+    ),
+    # Mehrer et al. 2021, OSF project kzxfg; no checksum is published.
+    "ecoset": Source("https://osf.io/z5uf3/download", "vgg16_ecoset.pth"),
+}
+
+
+class DownloadError(OSError):
+    """A download failed; the message names the URL and says whether it can be resumed."""
+
+
+def _part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _checksum_problem(path: Path, sha256: str | None, sha256_prefix: str | None) -> str | None:
+    """Why ``path`` fails the known checksum, or None when it matches (or none is known)."""
+    if sha256 is None and sha256_prefix is None:
+        return None
+    digest = sha256_file(path)
+    if sha256 is not None:
+        return None if digest == sha256.lower() else f"sha256 {digest}, expected {sha256}"
+    if digest.startswith(sha256_prefix.lower()):
+        return None
+    return f"sha256 {digest} does not start with the expected {sha256_prefix}"
+
+
+def _total_from_content_range(value: str | None) -> int | None:
+    match = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", (value or "").strip())
+    return int(match.group(1)) if match else None
+
+
+def _open(url: str, offset: int, timeout: float):
+    """urlopen with a Range header from ``offset``; returns None for 416 (nothing left)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "ais_jax"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        with e:
+            if e.code == 416 and offset:
+                total = _total_from_content_range(e.headers.get("Content-Range"))
+                if total == offset:
+                    return None
+                raise DownloadError(
+                    f"{url}: HTTP 416: the partial download holds {offset} bytes, the remote file "
+                    f"{total}; delete the .part file and try again"
+                ) from e
+            raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
+    except (urllib.error.URLError, OSError) as e:
+        raise DownloadError(
+            f"{url}: cannot connect ({getattr(e, 'reason', e)}); check the network, or download "
+            "the file by hand and pass it with --src"
+        ) from e
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    sha256_prefix: str | None = None,
+    chunk_size: int = 1 << 20,
+    timeout: float = 60.0,
+) -> Path:
+    """Downloads ``url`` to ``dest``, resuming ``dest.part`` and verifying the checksum.
+
+    Args:
+      url: http(s) URL.
+      dest: the final file; an existing one is verified and returned without downloading.
+      sha256: the full expected hex digest, if known.
+      sha256_prefix: the expected digest's first hex digits, if only those are known.
+      chunk_size: bytes per read.
+      timeout: seconds to wait for the server on connect and on each read.
+
+    Returns:
+      ``dest`` as a `Path`, complete and verified.
+
+    Raises:
+      DownloadError: HTTP errors, connection failures, a transfer cut short (the partial file
+        is kept in ``dest.part`` for the next call to resume).
+      ValueError: checksum mismatch (the bad file is deleted, ``dest`` is not created).
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        problem = _checksum_problem(dest, sha256, sha256_prefix)
+        if problem:
+            raise ValueError(f"{dest}: checksum mismatch ({problem}); delete it and try again")
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = _part_path(dest)
+    offset = part.stat().st_size if part.is_file() else 0
+    response = _open(url, offset, timeout)
+    if response is not None:
+        with response:
+            if response.status == 206:
+                start = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+                if start is None or int(start.group(1)) != offset:
+                    raise DownloadError(
+                        f"{url}: the server resumed at the wrong place "
+                        f"(Content-Range {response.headers.get('Content-Range')!r}, asked for "
+                        f"byte {offset}); delete {part} and try again"
+                    )
+                total = _total_from_content_range(response.headers.get("Content-Range"))
+            else:  # 200: the server ignored Range and sends the whole file
+                offset = 0
+                length = response.headers.get("Content-Length")
+                total = int(length) if length is not None else None
+            _stream(response, part, offset, total, url, chunk_size, desc=dest.name)
+    problem = _checksum_problem(part, sha256, sha256_prefix)
+    if problem:
+        part.unlink()  # complete but wrong: resuming cannot repair it
+        raise ValueError(f"{url}: checksum mismatch ({problem}); the download was deleted")
+    os.replace(part, dest)
+    return dest
+
+
+def _stream(response, part: Path, offset: int, total: int | None, url: str,
+            chunk_size: int, desc: str) -> None:
+    """Appends the response body to ``part`` (truncated to ``offset`` first), with progress."""
+    received = offset
+    with open(part, "r+b" if offset else "wb") as f, tqdm(
+        total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+        desc=desc,
+    ) as bar:
+        f.truncate(offset)
+        f.seek(offset)
+        try:
+            while chunk := response.read(chunk_size):
+                f.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        except (http.client.IncompleteRead, OSError) as e:
+            cut = e
+        else:
+            cut = None
+    if total is not None and received > total:
+        part.unlink()
+        raise DownloadError(f"{url}: received {received} bytes, more than the announced {total}; "
+                            "the download was deleted")
+    if cut is not None or (total is not None and received != total):
+        raise DownloadError(
+            f"{url}: transfer cut short after {received} of {total or 'unknown'} bytes"
+            f"{f' ({type(cut).__name__})' if cut else ''}; the partial file {part} is kept, "
+            "run the same command again to resume"
+        ) from cut
+
+
+def fetch_checkpoint(model: str, directory: str | os.PathLike | None = None) -> Path:
+    """Downloads the canonical checkpoint of ``model`` (SPEC §1) into the cache.
+
+    Args:
+      model: a key of `SOURCES` (``'imagenet'`` or ``'ecoset'``).
+      directory: where to keep it; default ``cache_dir()/downloads``.
+
+    Returns:
+      The local checkpoint file.
+    """
+    if model not in SOURCES:
+        raise ValueError(
+            f"no download known for {model!r}; downloadable: {', '.join(SOURCES)}"
+        )
+    source = SOURCES[model]
+    directory = Path(directory) if directory is not None else storage.cache_dir() / "downloads"
+    return download(source.url, directory / source.filename, sha256_prefix=source.sha256_prefix)
