@@ -94,7 +94,7 @@ def convert(
                     f"(expected {tuple(expected[target])} after the {rule.layout!r} layout)"
                 )
             else:
-                out[target], origin[target] = array.astype(np.float32), key
+                out[target], origin[target] = np.ascontiguousarray(array, np.float32), key
     problems += [f"missing tensor for {t} (shape {tuple(expected[t])})" for t in expected
                  if t not in out and not any(t in p for p in problems)]
     if problems:
