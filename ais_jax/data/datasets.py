@@ -1,0 +1,396 @@
+"""Image sets with a human similarity matrix: the Peterson et al. (2018) layout and a plain one.
+
+A `Dataset` is n image files in sorted file-name order plus an n x n matrix ``similarity`` whose
+entry (i, j) belongs to images i and j in that order (SPEC §3, §8).
+
+* ``kind`` records what the file held, as declared by the caller: a ``'similarity'`` matrix is
+  used as is; a ``'dissimilarity'`` (distance) matrix is converted by a sign flip (SPEC §3) so
+  that ``similarity`` is always "larger = more similar". Nothing is guessed from the values.
+* Only off-diagonal entries are used by any score (upper triangles exclude the diagonal, per-image
+  rows exclude the image itself). The diagonal is therefore not validated: non-finite diagonal
+  entries (e.g. NaN self-similarity) are accepted and stored as 0.
+* The matrix must be symmetric to within ``SYMMETRY_RTOL`` of its largest off-diagonal magnitude.
+  ``asymmetry`` records max |H - H^T| of the file as read; ``symmetrize=True`` replaces the
+  matrix by (H + H^T) / 2 (never done unless asked; per-image scores read whole rows, so the two
+  triangles matter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import scipy.io
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MATRIX_SUFFIXES = (".npy", ".csv", ".mat")
+KINDS = ("similarity", "dissimilarity")
+
+# Asymmetry tolerated without symmetrize=True, relative to the largest off-diagonal |entry|:
+# room for float round-off in files written as text, not for real differences.
+SYMMETRY_RTOL = 1e-6
+
+PETERSON_CATEGORIES = ("animals", "automobiles", "fruits", "furniture", "various", "vegetables")
+PETERSON_DISPLAY_NAMES = {c: c.capitalize() for c in PETERSON_CATEGORIES} | {
+    "automobiles": "Transportation"  # as the paper calls it
+}
+_PETERSON_IMAGES = "images"
+_PETERSON_MATRICES = "sim_judgements"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """n images and their human similarity matrix.
+
+    Attributes:
+      name: display name (e.g. ``'Transportation'``).
+      image_paths: the n image files, sorted by file name; row/column i of ``similarity``.
+      similarity: ``[n, n]`` float64, read-only; larger = more similar (a declared
+        dissimilarity matrix is stored sign-flipped).
+      matrix_path: the file the matrix was read from.
+      kind: ``'similarity'`` or ``'dissimilarity'``, as declared for ``matrix_path``.
+      asymmetry: max |H - H^T| of the matrix as read (before any symmetrisation).
+      symmetrized: whether ``similarity`` was replaced by (H + H^T) / 2.
+    """
+
+    name: str
+    image_paths: tuple[Path, ...]
+    similarity: np.ndarray
+    matrix_path: Path
+    kind: str
+    asymmetry: float
+    symmetrized: bool = False
+
+    def __post_init__(self):
+        paths = tuple(Path(p) for p in self.image_paths)
+        sim = np.array(self.similarity, dtype=np.float64)  # a private, read-only copy
+        sim.setflags(write=False)
+        object.__setattr__(self, "image_paths", paths)
+        object.__setattr__(self, "similarity", sim)
+        object.__setattr__(self, "matrix_path", Path(self.matrix_path))
+        if self.kind not in KINDS:
+            raise ValueError(
+                f"Dataset {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
+        if sim.shape != (len(paths), len(paths)):
+            raise ValueError(
+                f"Dataset {self.name!r}: similarity has shape {sim.shape} but there are"
+                f" {len(paths)} images"
+            )
+
+    @property
+    def n(self) -> int:
+        """Number of images."""
+        return len(self.image_paths)
+
+    @property
+    def image_ids(self) -> tuple[str, ...]:
+        """Image file names, in matrix order (sorted)."""
+        return tuple(p.name for p in self.image_paths)
+
+    def fingerprint(self, *, include_matrix: bool = True) -> str:
+        """sha256 hex digest identifying the images (names and bytes) and, optionally, the matrix.
+
+        Args:
+          include_matrix: also hash ``kind`` and the stored ``similarity``; leave out for keys of
+            results that depend on the images only (activations).
+        """
+        h = hashlib.sha256()
+        for path in self.image_paths:
+            name = path.name.encode()
+            content = path.read_bytes()
+            h.update(len(name).to_bytes(8, "little") + name)
+            h.update(len(content).to_bytes(8, "little") + content)
+        if include_matrix:
+            h.update(self.kind.encode() + b"\0" + str(self.similarity.shape).encode())
+            h.update(np.ascontiguousarray(self.similarity, "<f8").tobytes())
+        return h.hexdigest()
+
+    def manifest(self) -> dict:
+        """A JSON-ready record of what was loaded (for outputs): order, source, choices."""
+        return {
+            "name": self.name,
+            "n_images": self.n,
+            "image_ids": list(self.image_ids),
+            "image_dir": str(self.image_paths[0].parent) if self.image_paths else None,
+            "matrix_path": str(self.matrix_path),
+            "kind": self.kind,
+            "asymmetry": self.asymmetry,
+            "symmetrized": self.symmetrized,
+            "fingerprint": self.fingerprint(),
+        }
+
+
+def list_images(image_dir: str | os.PathLike) -> tuple[Path, ...]:
+    """The image files of a folder, sorted by file name.
+
+    Files with an ``IMAGE_SUFFIXES`` extension (any case); hidden files (``.name``, such as
+    macOS ``._x.jpg`` metadata) and sub-folders are skipped.
+
+    Raises:
+      FileNotFoundError: the folder does not exist.
+      ValueError: it holds no image files.
+    """
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: image folder not found")
+    paths = sorted(
+        (
+            p
+            for p in image_dir.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        ),
+        key=lambda p: p.name,
+    )
+    if not paths:
+        raise ValueError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return tuple(paths)
+
+
+def _loadmat(path: Path) -> dict[str, np.ndarray]:
+    """The 2-D real numeric variables of a MATLAB file."""
+    try:
+        contents = scipy.io.loadmat(path)
+    except NotImplementedError as e:  # scipy's answer to v7.3 (HDF5) files
+        raise ValueError(
+            f"{path}: MATLAB v7.3 (HDF5) files are not supported; re-save it in MATLAB with"
+            " save(file, 'variable', '-v7'), or load it with h5py and write it with"
+            " scipy.io.savemat or numpy.save"
+        ) from e
+    except (ValueError, OSError, TypeError) as e:
+        raise ValueError(f"{path}: cannot read MATLAB file ({e})") from e
+    return {
+        k: v
+        for k, v in contents.items()
+        if not k.startswith("__")
+        and isinstance(v, np.ndarray)
+        and v.ndim == 2
+        and v.dtype.kind in "biuf"
+    }
+
+
+def _describe(variables: dict[str, np.ndarray]) -> str:
+    return ", ".join(f"{k} {v.shape}" for k, v in variables.items()) or "none"
+
+
+def read_matrix(path: str | os.PathLike) -> np.ndarray:
+    """Reads a matrix from ``.npy``, ``.csv`` (comma-separated numbers, no header) or ``.mat``.
+
+    A ``.mat`` file must hold exactly one 2-D numeric variable.
+
+    Returns:
+      The matrix as float64 (shape unchecked).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: matrix file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            matrix = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path}: cannot read .npy file ({e})") from e
+    elif suffix == ".csv":
+        try:
+            matrix = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+        except ValueError as e:
+            raise ValueError(
+                f"{path}: cannot read as comma-separated numbers (a header row or labels?): {e}"
+            ) from e
+    elif suffix == ".mat":
+        variables = _loadmat(path)
+        if len(variables) != 1:
+            raise ValueError(
+                f"{path}: expected exactly one 2-D numeric variable, found:"
+                f" {_describe(variables)}; save the matrix alone"
+            )
+        (matrix,) = variables.values()
+    else:
+        raise ValueError(
+            f"{path}: unsupported matrix format {path.suffix!r}; use one of {MATRIX_SUFFIXES}"
+        )
+    if matrix.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: matrix must be real numbers, got dtype {matrix.dtype}")
+    return matrix.astype(np.float64)
+
+
+def validate_matrix(
+    matrix: np.ndarray, n_images: int, *, source: str | os.PathLike, symmetrize: bool = False
+) -> tuple[np.ndarray, float]:
+    """Checks a human matrix against its images (see the module docstring for the rules).
+
+    Args:
+      matrix: the matrix as read, any shape.
+      n_images: number of images it must describe.
+      source: the file it came from, for messages.
+      symmetrize: replace it by (H + H^T) / 2 instead of rejecting an asymmetric matrix.
+
+    Returns:
+      ``(matrix [n, n] float64 with a zero-filled non-finite diagonal, asymmetry)``.
+
+    Raises:
+      ValueError: not square, size != n_images, non-finite off-diagonal entries, or asymmetric
+        beyond tolerance without ``symmetrize``; the message names ``source``.
+    """
+    h = np.array(matrix, dtype=np.float64)
+    if h.ndim != 2 or h.shape[0] != h.shape[1]:
+        raise ValueError(f"{source}: matrix has shape {h.shape}; expected a square n x n matrix")
+    if h.shape[0] != n_images:
+        raise ValueError(
+            f"{source}: matrix is {h.shape[0]} x {h.shape[1]} but there are {n_images} images"
+        )
+    off_diagonal = ~np.eye(n_images, dtype=bool)
+    bad = ~np.isfinite(h) & off_diagonal
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{source}: {int(bad.sum())} non-finite off-diagonal entries (first at row {i},"
+            f" column {j}: {h[i, j]})"
+        )
+    np.fill_diagonal(h, np.where(np.isfinite(np.diag(h)), np.diag(h), 0.0))
+    diff = np.abs(h - h.T)
+    asymmetry = float(diff.max()) if n_images else 0.0
+    tolerance = SYMMETRY_RTOL * float(np.abs(h[off_diagonal]).max(initial=0.0))
+    if asymmetry > tolerance:
+        if not symmetrize:
+            i, j = np.unravel_index(np.argmax(diff), diff.shape)
+            raise ValueError(
+                f"{source}: matrix is not symmetric: max |H - H^T| = {asymmetry:.6g} (row {i},"
+                f" column {j}) exceeds the tolerance {tolerance:.3g}; pass symmetrize=True to"
+                " use (H + H^T) / 2"
+            )
+    if symmetrize:
+        h = (h + h.T) / 2
+    return h, asymmetry
+
+
+def _dataset(
+    name: str,
+    image_dir: Path,
+    matrix: np.ndarray,
+    matrix_path: Path,
+    *,
+    kind: str,
+    symmetrize: bool,
+) -> Dataset:
+    paths = list_images(image_dir)
+    h, asymmetry = validate_matrix(matrix, len(paths), source=matrix_path, symmetrize=symmetrize)
+    if kind == "dissimilarity":
+        h = -h  # SPEC §3: a sign flip, so that Pearson correlations change sign only
+    return Dataset(name, paths, h, matrix_path, kind, asymmetry, symmetrize)
+
+
+def load_plain(
+    image_dir: str | os.PathLike,
+    matrix_path: str | os.PathLike,
+    *,
+    kind: str,
+    symmetrize: bool = False,
+    name: str | None = None,
+) -> Dataset:
+    """Loads an image folder plus an n x n matrix file (``.npy``, ``.csv`` or ``.mat``).
+
+    Row/column i of the matrix belongs to the i-th image in sorted file-name order.
+
+    Args:
+      image_dir: folder of images (see `list_images`).
+      matrix_path: the matrix file (see `read_matrix`).
+      kind: ``'similarity'`` or ``'dissimilarity'``; required, never guessed.
+      symmetrize: use (H + H^T) / 2 instead of rejecting an asymmetric matrix.
+      name: display name; defaults to the folder name.
+
+    Returns:
+      The validated `Dataset`.
+    """
+    image_dir, matrix_path = Path(image_dir), Path(matrix_path)
+    if kind not in KINDS:
+        raise ValueError(
+            f"{matrix_path}: kind must be 'similarity' or 'dissimilarity', got {kind!r}"
+        )
+    return _dataset(
+        name or image_dir.name,
+        image_dir,
+        read_matrix(matrix_path),
+        matrix_path,
+        kind=kind,
+        symmetrize=symmetrize,
+    )
+
+
+def _peterson_matrix(directory: Path) -> tuple[np.ndarray, Path]:
+    """The one 2-D variable whose name contains 'sim' among the ``.mat`` files of a folder."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: similarity folder not found")
+    mats = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".mat" and p.is_file())
+    if not mats:
+        found = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+        raise FileNotFoundError(f"{directory}: no .mat file (found: {found})")
+    candidates = []  # (file, variable, matrix)
+    everything = []
+    for path in mats:
+        variables = _loadmat(path)
+        everything.append(f"{path.name}: {_describe(variables)}")
+        candidates += [(path, k, v) for k, v in variables.items() if "sim" in k.lower()]
+    if len(candidates) > 1:  # public Peterson loaders look for a file named "*sim*"
+        named = [c for c in candidates if "sim" in c[0].name.lower()]
+        candidates = named or candidates
+    if len(candidates) != 1:
+        problem = "no" if not candidates else "more than one"
+        raise ValueError(
+            f"{directory}: {problem} 2-D variable whose name contains 'sim' in the .mat files"
+            f" ({'; '.join(everything)})"
+        )
+    path, _, matrix = candidates[0]
+    return matrix, path
+
+
+def load_peterson(
+    root: str | os.PathLike,
+    categories: Iterable[str] | str | None = None,
+    *,
+    symmetrize: bool = False,
+) -> dict[str, Dataset]:
+    """Loads categories of the Peterson et al. (2018) set (SPEC §8).
+
+    Layout: ``<root>/<category>/images/*.{jpg,png,...}`` and one MATLAB file under
+    ``<root>/<category>/sim_judgements/`` holding a similarity matrix in a variable whose name
+    contains ``'sim'``.
+
+    Args:
+      root: folder holding one sub-folder per category.
+      categories: folder names to load (default: all of `PETERSON_CATEGORIES`).
+      symmetrize: use (H + H^T) / 2 instead of rejecting an asymmetric matrix.
+
+    Returns:
+      category folder name -> `Dataset` (named by `PETERSON_DISPLAY_NAMES`), in the order asked.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: Peterson data folder not found")
+    if categories is None:
+        categories = PETERSON_CATEGORIES
+    elif isinstance(categories, str):
+        categories = (categories,)
+    datasets = {}
+    for category in categories:
+        folder = root / category
+        if not folder.is_dir():
+            present = sorted(p.name for p in root.iterdir() if p.is_dir())
+            raise FileNotFoundError(
+                f"{folder}: category folder not found; {root} holds:"
+                f" {', '.join(present) or 'no folders'}"
+            )
+        matrix, matrix_path = _peterson_matrix(folder / _PETERSON_MATRICES)
+        datasets[category] = _dataset(
+            PETERSON_DISPLAY_NAMES.get(category, category.capitalize()),
+            folder / _PETERSON_IMAGES,
+            matrix,
+            matrix_path,
+            kind="similarity",
+            symmetrize=symmetrize,
+        )
+    return datasets

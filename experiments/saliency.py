@@ -1,0 +1,48 @@
+"""Writes TranSalNet-Dense saliency maps for a folder of images (Aim 3, SPEC §6).
+
+  python -m weights_convert --model=transalnet_dense --src=/path/TranSalNet_Dense.pth  # once
+  python -m experiments.saliency --data_dir=/data/peterson/animals --out=/results/sal/animals
+
+Writes ``<out>/<image stem>.npy`` (float32 [H, W] in [0, 1]) per image and
+``<out>/image_ids.json``; maps already present are kept, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from ais_jax import saliency
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of images (or one holding images/).")
+_OUT = flags.DEFINE_string("out", None, "Output folder for the .npy maps.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights", "transalnet_dense",
+    "Converted weights: the cached model name, or a .safetensors file.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Images per forward pass.")
+flags.mark_flags_as_required(["data_dir", "out"])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        saliency.image_paths(_DATA_DIR.value)  # a bad folder fails before loading weights
+        params, meta = saliency.load_transalnet(_WEIGHTS.value)
+        run = saliency.write_saliency_maps(
+            _DATA_DIR.value, _OUT.value, params, weights_sha256=meta["source_sha256"],
+            batch_size=_BATCH_SIZE.value)
+    except (OSError, ValueError) as e:  # user-facing failures, each naming its file
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{len(run.image_ids)} images: {len(run.computed)} saliency maps written to "
+          f"{_OUT.value}, {len(run.skipped)} already there (weights: {meta['source_file']}).")
+    if run.computed:
+        print(f"compile {run.compile_seconds:.1f} s; {run.seconds_per_image:.2f} s per image "
+              f"after compilation (batch size {_BATCH_SIZE.value}).")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
