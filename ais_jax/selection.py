@@ -1,0 +1,266 @@
+"""Greedy map selection (SPEC §4): rank maps by AIS, score nested prefixes, pick S*.
+
+`greedy_curves` scores the embeddings with only the top-m ranked maps kept, for every m = 1..M.
+Prefixes are nested, so the fc6 pre-activation of prefix m is that of prefix m-1 plus one B-wide
+block product: a cumulative sum over the ranked blocks' contributions, carried across chunks of
+maps by `lax.scan`; then ReLU, fc7 (one large matmul per chunk), ReLU, correlations and the
+train/test alignments. ``method='naive'`` (mask + full head per prefix) is the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+from ais_jax import sharding
+from ais_jax.ablation import (
+    DEFAULT_MEMORY_BUDGET,
+    _dense,
+    _plain_head,
+    choose_chunk,
+    head_dims,
+)
+from ais_jax.models.vgg16 import PRECISION
+from ais_jax.similarity import _check_score, alignment, corr_matrix, unit_rows
+
+GREEDY_METHODS = ("incremental", "naive")
+
+
+def rank_maps(ais: np.ndarray) -> np.ndarray:
+    """Map indices by descending AIS; ties keep the lower index first (a stable sort).
+
+    Equivalent to ``np.argsort(-ais, kind='stable')``: NaN AIS values rank last, in index
+    order among themselves.
+
+    Args:
+      ais: ``[M]`` AIS values.
+
+    Returns:
+      ``[M]`` int order, best map first.
+    """
+    ais = np.asarray(ais)
+    if ais.ndim != 1:
+        raise ValueError(f"ais must be a 1-D [maps] vector, got shape {ais.shape}")
+    return np.argsort(-ais, kind="stable")
+
+
+def best_prefix(curve: np.ndarray) -> int:
+    """|S*|: the number of maps kept at the best score (argmax + 1; first maximum; NaN never wins).
+
+    Args:
+      curve: ``[M]`` scores of prefixes of size 1..M.
+
+    Returns:
+      The prefix size in 1..M.
+    """
+    curve = np.asarray(curve, np.float64)
+    if curve.ndim != 1 or curve.size == 0:
+        raise ValueError(f"curve must be a non-empty 1-D vector, got shape {curve.shape}")
+    if np.all(np.isnan(curve)):
+        raise ValueError(f"every score of the {curve.size}-point greedy curve is NaN")
+    return int(np.nanargmax(curve)) + 1
+
+
+class GreedyResult(NamedTuple):
+    """One greedy curve on a train/test split.
+
+    Attributes:
+      train_curve: ``[M]`` training score of the top-m maps, m = 1..M.
+      test_curve: ``[M]`` test score of the same prefixes.
+      best_size: |S*| = `best_prefix` of the training curve.
+      n_nan_train: prefixes whose training score is NaN (constant embeddings).
+      n_nan_test: the same on the test images.
+    """
+
+    train_curve: np.ndarray
+    test_curve: np.ndarray
+    best_size: int
+    n_nan_train: int
+    n_nan_test: int
+
+
+def _split_scores(sim, human_train, human_test, train, test, score):
+    """Alignment of ``sim`` ``[..., n, n]`` on the train and test images."""
+    s_train = alignment(sim[..., train[:, None], train[None, :]], human_train, score)
+    s_test = alignment(sim[..., test[:, None], test[None, :]], human_test, score)
+    return s_train, s_test
+
+
+@functools.partial(jax.jit, static_argnames=("n", "chunk", "score", "mesh"))
+def _incremental_kernel(
+    head_params, ranked, train, test, human_train, human_test, *, n, chunk, score, mesh
+):
+    """ranked: ``[n_pad, M_pad, B]`` blocks in rank order (zero padded). Returns 2 x ``[M_pad]``."""
+    n_pad, m_pad, block = ranked.shape
+    d6 = head_params["fc6"]["kernel"].shape[1]
+    w6 = head_params["fc6"]["kernel"]
+
+    def per_device(local, w6_ranked, head_params, train, test, human_train, human_test):
+        # local: [n_loc, M_pad, B] this device's images; w6_ranked: [M_pad, B, D6]
+        steps = m_pad // chunk
+        xs = (
+            jnp.moveaxis(local.reshape(local.shape[0], steps, chunk, block), 1, 0),
+            w6_ranked.reshape(steps, chunk, block, d6),
+        )
+
+        def step(acc, x):  # acc: [n_loc, D6] fc6 pre-activation of the prefix so far
+            blk, w = x
+            contrib = jnp.einsum("ncb,cbo->nco", blk, w, precision=PRECISION)
+            # Prefix sums within the chunk as one small matmul (XLA's CPU cumsum is quadratic
+            # and unvectorised).
+            tril = jnp.tril(jnp.ones((chunk, chunk), contrib.dtype))
+            pre = acc[:, None] + jnp.einsum("tc,nco->nto", tril, contrib, precision=PRECISION)
+            u = unit_rows(jax.nn.relu(_dense(jax.nn.relu(pre), head_params["fc7"])))
+            u_all = jax.lax.all_gather(u, sharding.AXIS, axis=0, tiled=True)  # [n_pad, c, D]
+            rows = jnp.einsum("icd,jcd->cij", u, u_all, precision=PRECISION)  # [c, n_loc, n_pad]
+            sim = jax.lax.all_gather(rows, sharding.AXIS, axis=1, tiled=True)[:, :n, :n]
+            return pre[:, -1], _split_scores(sim, human_train, human_test, train, test, score)
+
+        acc0 = jnp.broadcast_to(head_params["fc6"]["bias"], (local.shape[0], d6))
+        acc0 = jax.lax.pcast(acc0, (sharding.AXIS,), to="varying")  # per-device carry
+        _, (s_train, s_test) = jax.lax.scan(step, acc0, xs)
+        # Every device holds the same (all-gathered) scores: return each copy, keep the first.
+        return s_train.reshape(1, -1), s_test.reshape(1, -1)
+
+    spec = PartitionSpec(sharding.AXIS)
+    s_train, s_test = jax.shard_map(
+        per_device,
+        mesh=mesh,
+        in_specs=(spec,) + (PartitionSpec(),) * 6,
+        out_specs=(spec, spec),
+    )(ranked, w6, head_params, train, test, human_train, human_test)
+    return s_train[0], s_test[0]
+
+
+@functools.partial(jax.jit, static_argnames=("chunk", "score"))
+def naive_prefix_scores(
+    head_params, blocks, order, sizes, train, test, human_train, human_test, *, chunk, score
+):
+    """The reference: for each prefix size, mask the other maps and run the whole head.
+
+    Args:
+      head_params: head parameters.
+      blocks: ``[n, M, B]``.
+      order: ``[M]`` ranking.
+      sizes: ``[P]`` prefix sizes to score (``1..M`` for the whole curve).
+      train, test: image indices.
+      human_train, human_test: the human matrices on them.
+      chunk: prefixes per step.
+      score: 'rho' or 'r2'.
+
+    Returns:
+      (train scores ``[P]``, test scores ``[P]``).
+    """
+    m = blocks.shape[1]
+    rank = jnp.zeros(m, jnp.int32).at[order].set(jnp.arange(m, dtype=jnp.int32))
+
+    def one_prefix(size):
+        keep = (rank < size).astype(blocks.dtype)  # [M]
+        emb, _ = _plain_head(head_params, blocks * keep[None, :, None])
+        return _split_scores(corr_matrix(emb), human_train, human_test, train, test, score)
+
+    return jax.lax.map(one_prefix, sizes, batch_size=chunk)
+
+
+def _check_indices(name: str, idx, n: int) -> np.ndarray:
+    idx = np.asarray(idx)
+    if idx.ndim != 1 or idx.size < 3 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{name} must be >= 3 integer image indices, got shape {idx.shape}")
+    if idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"{name} indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
+    return idx.astype(np.int32)
+
+
+def greedy_curves(
+    head_params: dict,
+    blocks: jax.Array,
+    order: np.ndarray,
+    human: jax.Array,
+    *,
+    train: np.ndarray,
+    test: np.ndarray,
+    score: str = "r2",
+    method: str = "incremental",
+    chunk_maps: int | None = None,
+    memory_budget_bytes: int | None = None,
+    mesh: Mesh | None = None,
+) -> GreedyResult:
+    """Train and test scores of the nested prefixes ``S_m`` of ``order``, m = 1..M.
+
+    Args:
+      head_params: ``params['head']``.
+      blocks: ``[n, M, B]`` fc6 input blocks of all n images.
+      order: ``[M]`` map ranking, best first (`rank_maps`).
+      human: ``[n, n]`` human similarity matrix over the same images.
+      train: training image indices (the curve that picks S*).
+      test: test image indices.
+      score: 'r2' (released code's CV) or 'rho'.
+      method: 'incremental' (fc6 prefix sums, sharded over images) or 'naive' (mask + full
+        head per prefix; single device; the reference).
+      chunk_maps: prefixes per step (default: from the memory budget).
+      memory_budget_bytes: per-device budget for one step's temporaries.
+      mesh: 1-D device mesh for 'incremental'; None = all local devices.
+
+    Returns:
+      `GreedyResult`; NaN scores are kept, counted, and never win. A prefix whose maps are all
+      zero in every image of a split scores exactly NaN there (its embeddings are identical).
+    """
+    _check_score(score)
+    if method not in GREEDY_METHODS:
+        raise ValueError(f"method must be one of {GREEDY_METHODS}, got {method!r}")
+    blocks = jnp.asarray(blocks, jnp.float32)
+    dims = head_dims(head_params, blocks)
+    order = np.asarray(order)
+    if order.shape != (dims.maps,) or not np.array_equal(np.sort(order), np.arange(dims.maps)):
+        raise ValueError(f"order must be a permutation of the {dims.maps} maps, got shape {order.shape}")
+    human = jnp.asarray(human, jnp.float32)
+    if human.shape != (dims.n, dims.n):
+        raise ValueError(f"human matrix must be [{dims.n}, {dims.n}], got {human.shape}")
+    train, test = _check_indices("train", train, dims.n), _check_indices("test", test, dims.n)
+    human_train = human[np.ix_(train, train)]
+    human_test = human[np.ix_(test, test)]
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes
+
+    if method == "naive":
+        per_map = 8 * dims.n * (dims.maps * dims.block + dims.fc6 + 2 * dims.embed)
+        chunk, _ = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget, chunk_maps=chunk_maps)
+        s_train, s_test = naive_prefix_scores(
+            head_params, blocks, jnp.asarray(order), jnp.arange(1, dims.maps + 1), train, test,
+            human_train, human_test, chunk=chunk, score=score,
+        )  # fmt: skip
+    else:
+        mesh = sharding.resolve_mesh(mesh)
+        n_dev = mesh.devices.size
+        n_pad = sharding.padded_size(dims.n, n_dev)
+        per_map = 8 * (n_pad // n_dev) * (dims.fc6 + 2 * dims.embed + n_pad)
+        chunk, steps = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget, chunk_maps=chunk_maps)
+        # Padded maps are zero blocks (they add nothing); padded images are dropped before
+        # any correlation.
+        ranked = sharding.pad_axis(blocks[:, order], steps * chunk, axis=1)
+        ranked = sharding.pad_axis(ranked, n_pad, axis=0)
+        w6 = head_params["fc6"]["kernel"].reshape(dims.maps, dims.block, dims.fc6)[order]
+        w6 = sharding.pad_axis(w6, steps * chunk, axis=0).reshape(-1, dims.fc6)
+        s_train, s_test = _incremental_kernel(
+            {**head_params, "fc6": {**head_params["fc6"], "kernel": w6}},
+            ranked, train, test, human_train, human_test,
+            n=dims.n, chunk=chunk, score=score, mesh=mesh,
+        )  # fmt: skip
+    train_curve = np.asarray(s_train[: dims.maps], np.float64)
+    test_curve = np.asarray(s_test[: dims.maps], np.float64)
+    # A prefix whose kept blocks are all zero in every image of a split gives identical
+    # embeddings: the score is undefined. Round-off would turn it into noise, so set it exactly.
+    kept_any = np.cumsum(~np.asarray(jnp.all(blocks == 0, axis=-1))[:, order], axis=1) > 0
+    train_curve[~kept_any[train].any(axis=0)] = np.nan
+    test_curve[~kept_any[test].any(axis=0)] = np.nan
+    return GreedyResult(
+        train_curve,
+        test_curve,
+        best_prefix(train_curve),
+        int(np.isnan(train_curve).sum()),
+        int(np.isnan(test_curve).sum()),
+    )

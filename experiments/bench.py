@@ -1,0 +1,257 @@
+"""Benchmark of the ablation engine on the current device (issue #3).
+
+    python -m experiments.bench                      # n = 120, writes bench.json
+    python -m experiments.bench --n=24 --out=/tmp/b.json
+
+Random VGG-16 head weights (`random_params`) and random sparse non-negative conv5_3-shaped
+activations (no trunk is run). Measures, in one run:
+
+(a) a PyTorch loop shaped like the authors' code (per image, per map: clone, zero the channel,
+    batch-1 head forward), when torch is installed; timed on a subset, extrapolated, labelled;
+(b) the vmap path (`ablation_embeddings(method='vmap')`), timed on a subset of images and
+    extrapolated (its cost is linear in the images);
+(c) the fast path (`ablation_embeddings(method='fast')`) on the whole n-image ablation tensor
+    ``[n, 512, 4096]``, and the similarity kernel (`ablation_similarities`) on the same data;
+(d) the device's float32 (HIGHEST) matmul rate and the FLOP bound it implies for (c).
+
+and one greedy curve (512 prefixes), incremental vs naive (naive timed on a subset of prefixes
+and extrapolated). The first call (compilation included) is reported beside the best of
+``--repeats`` later calls.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from ais_jax import ablation, selection, storage
+from ais_jax.models import vgg16
+
+_N = flags.DEFINE_integer("n", 120, "images in the synthetic dataset")
+_OUT = flags.DEFINE_string("out", "bench.json", "where to write the JSON results")
+_SEED = flags.DEFINE_integer("seed", 0, "seed of the random weights and activations")
+_REPEATS = flags.DEFINE_integer("repeats", 2, "timed runs after the warm-up (best is reported)")
+_TORCH_IMAGES = flags.DEFINE_integer("torch_images", 1, "images timed in the PyTorch loop")
+_TORCH_MAPS = flags.DEFINE_integer("torch_maps", 64, "maps per image timed in the PyTorch loop")
+_VMAP_IMAGES = flags.DEFINE_integer("vmap_images", 8, "images timed on the vmap path")
+_NAIVE_PREFIXES = flags.DEFINE_integer("naive_prefixes", 8, "prefixes timed on naive greedy")
+_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 4096, "size of the square matmul probe")
+_SPARSITY = flags.DEFINE_float("sparsity", 0.8, "fraction of zero activations (conv5_3-like)")
+_DEAD_MAPS = flags.DEFINE_integer("dead_maps", 0, "maps set to zero in every image (skipped)")
+_SKIP_TORCH = flags.DEFINE_bool("skip_torch", False, "skip the PyTorch loop baseline")
+
+
+def synthetic_inputs(n: int, seed: int, sparsity: float, dead_maps: int = 0, hw: int = 14):
+    """Random head params, fc6 blocks ``[n, 512, 49]`` and activations ``[n, hw, hw, 512]``.
+
+    The first ``dead_maps`` maps are zero in every image (as some conv5_3 maps are on a
+    real dataset); the ablation kernels skip them exactly.
+    """
+    params = vgg16.random_params(jax.random.key(seed))["head"]
+    rng = np.random.default_rng(seed)
+    threshold = float(np.quantile(rng.normal(size=100_000), sparsity))
+    acts = np.maximum(rng.normal(size=(n, hw, hw, vgg16.NUM_MAPS)) - threshold, 0)
+    acts[..., :dead_maps] = 0
+    acts = acts.astype(np.float32)
+    blocks = jax.block_until_ready(vgg16.pool_blocks(jnp.asarray(acts)))
+    return params, blocks, acts
+
+
+def best_time(fn, repeats: int) -> tuple[float, float]:
+    """(first call incl. compile, best of ``repeats`` later calls), in seconds."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return first, min(times)
+
+
+def matmul_rate(size: int, repeats: int = 5) -> float:
+    """Measured float32 HIGHEST matmul rate in FLOP/s (best of ``repeats``)."""
+    keys = jax.random.split(jax.random.key(1))
+    a = jax.random.normal(keys[0], (size, size), jnp.float32)
+    b = jax.random.normal(keys[1], (size, size), jnp.float32)
+    mm = jax.jit(lambda x, y: jnp.dot(x, y, precision=vgg16.PRECISION))
+    _, best = best_time(lambda: mm(a, b), repeats)
+    return 2.0 * size**3 / best
+
+
+def fast_path_flops(n: int, maps: int, block: int, d6: int, d: int) -> float:
+    """FLOPs of the fast path: unablated fc6 + fc7 once, then per (image, map) the B-wide
+    fc6 correction and one fc7 row (SPEC §2, §9)."""
+    base = n * (2 * maps * block * d6 + 2 * d6 * d)
+    return base + n * maps * (2 * block * d6 + 2 * d6 * d)
+
+
+def torch_loop(params: dict, acts: np.ndarray, images: int, maps: int) -> dict:
+    """The authors' style: per image, per map, clone, zero, batch-1 head forward."""
+    import torch  # optional dependency
+
+    def linear(layer):
+        w = np.asarray(layer["kernel"])
+        lin = torch.nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w.T.copy()))
+            lin.bias.copy_(torch.from_numpy(np.array(layer["bias"])))
+        return lin
+
+    head = torch.nn.Sequential(
+        torch.nn.MaxPool2d(2, 2),
+        torch.nn.AdaptiveAvgPool2d((7, 7)),
+        torch.nn.Flatten(),
+        linear(params["fc6"]), torch.nn.ReLU(), torch.nn.Dropout(),
+        linear(params["fc7"]), torch.nn.ReLU(), torch.nn.Dropout(),
+    ).eval()  # fmt: skip
+    feats = torch.from_numpy(np.ascontiguousarray(acts[:images].transpose(0, 3, 1, 2)))
+    with torch.no_grad():
+        head(feats[:1].clone())  # warm-up
+        t0 = time.perf_counter()
+        for i in range(images):
+            for k in range(maps):
+                a = feats[i].clone()
+                a[k] = 0
+                head(a[None])
+        seconds = time.perf_counter() - t0
+    return {"ablations": images * maps, "seconds": seconds, "threads": torch.get_num_threads()}
+
+
+def run(n: int) -> dict:
+    """All measurements; returns the JSON-able results."""
+    params, blocks, acts = synthetic_inputs(n, _SEED.value, _SPARSITY.value, _DEAD_MAPS.value)
+    dims = ablation.head_dims(params, blocks)
+    total = n * dims.maps
+    res = {
+        "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
+        "devices": jax.device_count(), "n": n, "maps": dims.maps,
+        "zero_pairs_fraction": float(np.mean(np.all(np.asarray(blocks) == 0, axis=-1))),
+        "dead_maps": _DEAD_MAPS.value,
+        "load_average": list(os.getloadavg()),
+    }  # fmt: skip
+    rate = matmul_rate(_MATMUL_SIZE.value)
+    res["matmul_gflops"] = rate / 1e9
+    flops = fast_path_flops(n, dims.maps, dims.block, dims.fc6, dims.embed)
+    res["fast_flops"] = flops
+    rows = {}
+
+    if not _SKIP_TORCH.value:
+        try:
+            t = torch_loop(params, acts, _TORCH_IMAGES.value, _TORCH_MAPS.value)
+        except ImportError:
+            res["torch"] = "not installed"
+        else:
+            per_s = t["ablations"] / t["seconds"]
+            rows["(a) torch loop"] = {
+                "ablations_per_s": per_s, "seconds": total / per_s,
+                "note": f"extrapolated from {t['ablations']} ablations, {t['threads']} threads",
+            }  # fmt: skip
+
+    k = min(_VMAP_IMAGES.value, n)
+    first, best = best_time(
+        lambda: ablation.ablation_embeddings(params, blocks[:k], method="vmap"), 1
+    )
+    per_s = k * dims.maps / best
+    rows["(b) vmap path"] = {
+        "ablations_per_s": per_s, "seconds": total / per_s, "first_call_s": first,
+        "note": f"extrapolated from {k} images x {dims.maps} maps",
+    }  # fmt: skip
+
+    first, best = best_time(lambda: ablation.ablation_embeddings(params, blocks), _REPEATS.value)
+    rows["(c) fast path"] = {
+        "ablations_per_s": total / best, "seconds": best, "first_call_s": first,
+        "gflops": flops / best / 1e9,
+        "note": f"full [{n}, {dims.maps}, {dims.embed}] tensor",
+    }  # fmt: skip
+    first, best = best_time(lambda: ablation.ablation_similarities(params, blocks), _REPEATS.value)
+    rows["(c') fast similarities"] = {
+        "ablations_per_s": total / best, "seconds": best, "first_call_s": first,
+        "gflops": flops / best / 1e9,
+        "note": "global_ + per_image correlations (FLOPs counted: fast path only)",
+    }  # fmt: skip
+    # The probe is repeated at the end: other jobs on the machine make any single probe low.
+    rate_end = matmul_rate(_MATMUL_SIZE.value)
+    res["matmul_gflops_start_end"] = [rate / 1e9, rate_end / 1e9]
+    rate = max(rate, rate_end)
+    res["matmul_gflops"] = rate / 1e9
+    for row in rows.values():
+        if "gflops" in row:
+            row["pct_of_bound"] = 100 * row["gflops"] * 1e9 / rate
+    res["fast_path_bound_s"] = flops / rate
+    for row in rows.values():
+        row["seconds_per_120"] = 120 * dims.maps / row["ablations_per_s"]
+    res["rows"] = rows
+    res["greedy"] = greedy_timings(params, blocks, n)
+    return res
+
+
+def greedy_timings(params: dict, blocks: jax.Array, n: int) -> dict:
+    """One greedy curve (train 80% / test 20%), incremental vs naive (extrapolated)."""
+    rng = np.random.default_rng(_SEED.value)
+    human = rng.normal(size=(n, n))
+    human = human + human.T
+    perm = rng.permutation(n)
+    test, train = np.sort(perm[: n // 5]), np.sort(perm[n // 5 :])
+    order = rng.permutation(blocks.shape[1])
+    first, best = best_time(
+        lambda: selection.greedy_curves(params, blocks, order, human, train=train, test=test)[0],
+        1,
+    )
+    out = {"incremental_s": best, "incremental_first_call_s": first}
+    p = _NAIVE_PREFIXES.value
+    sizes = jnp.asarray(np.linspace(1, blocks.shape[1], p).round().astype(np.int32))
+    h = jnp.asarray(human, jnp.float32)
+    args = (params, blocks, jnp.asarray(order), sizes, jnp.asarray(train), jnp.asarray(test),
+            h[np.ix_(train, train)], h[np.ix_(test, test)])  # fmt: skip
+    first, best = best_time(lambda: selection.naive_prefix_scores(*args, chunk=1, score="r2"), 1)
+    out["naive_s"] = best * blocks.shape[1] / p
+    out["naive_note"] = f"extrapolated from {p} of {blocks.shape[1]} prefixes"
+    out["speedup"] = out["naive_s"] / out["incremental_s"]
+    return out
+
+
+def format_table(res: dict) -> str:
+    """The printed summary."""
+    base = res["rows"].get("(a) torch loop", {}).get("ablations_per_s")
+    lines = [
+        f"device: {res['device']} ({res['platform']}, {res['devices']} device(s)); n = {res['n']}; "
+        f"load average {res['load_average'][0]:.2f}",
+        f"matmul float32 (HIGHEST): {res['matmul_gflops']:.1f} GFLOP/s -> fast-path bound "
+        f"{res['fast_path_bound_s']:.2f} s ({res['fast_flops'] / 1e12:.3f} TFLOP)",
+        f"{'path':<24}{'ablations/s':>13}{'s/120 img':>11}{'GFLOP/s':>9}{'% bound':>9}"
+        f"{'speed-up':>10}{'1st call s':>11}  note",
+    ]
+    for name, row in res["rows"].items():
+        speed = f"{row['ablations_per_s'] / base:.1f}x" if base else "-"
+        gf = f"{row['gflops']:.1f}" if "gflops" in row else "-"
+        pct = f"{row['pct_of_bound']:.0f}%" if "pct_of_bound" in row else "-"
+        comp = f"{row['first_call_s']:.1f}" if "first_call_s" in row else "-"
+        lines.append(
+            f"{name:<24}{row['ablations_per_s']:>13.1f}{row['seconds_per_120']:>11.2f}{gf:>9}{pct:>9}"
+            f"{speed:>10}{comp:>11}  {row['note']}"
+        )
+    g = res["greedy"]
+    lines.append(
+        f"greedy curve ({res['maps']} prefixes): incremental {g['incremental_s']:.2f} s, naive "
+        f"{g['naive_s']:.1f} s ({g['naive_note']}), speed-up {g['speedup']:.1f}x"
+    )
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    res = run(_N.value)
+    print(format_table(res))
+    storage.write_json(_OUT.value, res)
+    print(f"wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+    app.run(main)
