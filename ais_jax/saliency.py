@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import time
@@ -36,11 +37,11 @@ from tqdm.auto import tqdm
 
 from ais_jax import storage
 from ais_jax.data import images as image_io
+from ais_jax.data.datasets import IMAGE_SUFFIXES, list_images
 from ais_jax.data.resize import resize_bilinear
 from ais_jax.models import transalnet
 from ais_jax.models.transalnet import INPUT_HW, TranSalNet
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 MANIFEST = "image_ids.json"
 LETTERBOX_BACKGROUND = 1  # the release pads with 8-bit value 1, not 0
 # Bump when the maps this module writes change; recorded in the manifest.
@@ -171,20 +172,16 @@ def load_transalnet(weights: str | os.PathLike = "transalnet_dense") -> tuple[di
 
 
 def image_paths(data_dir: str | os.PathLike) -> list[Path]:
-    """The images of a dataset, sorted by file name; ``<data_dir>/images/`` if that exists.
+    """The images of a dataset, as `ais_jax.data.datasets.list_images` lists them (the same
+    files, in the same order, as the AIS heatmaps); ``<data_dir>/images/`` if that exists.
 
     Raises:
-      FileNotFoundError: no such folder, or no image in it.
-      ValueError: two images share a stem (their maps would share a name).
+      FileNotFoundError: no such folder.
+      ValueError: no image in it, or two images share a stem (their maps would share a name).
     """
     root = Path(data_dir).expanduser()
     folder = root / "images" if (root / "images").is_dir() else root
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{root}: no such image folder")
-    paths = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in it")
+    paths = list(list_images(folder))
     stems: dict[str, Path] = {}
     for p in paths:
         if p.stem in stems:
@@ -194,14 +191,23 @@ def image_paths(data_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @dataclasses.dataclass
 class SaliencyRun:
     """What `write_saliency_maps` did: ids, which maps it computed, and measured times."""
 
     image_ids: list[str]
     shapes: list[tuple[int, int]]
-    computed: list[str]
+    computed: list[str]  # includes `changed`
     skipped: list[str]
+    changed: list[str]  # had a map, but the image is not the one it was computed from
     compile_seconds: float  # 0 when nothing was computed or it was compiled already
     seconds_per_image: float  # model + pre/post-processing after compilation; nan if none
 
@@ -211,23 +217,25 @@ def write_saliency_maps(
     out: str | os.PathLike,
     params: dict,
     *,
-    weights_sha256: str = "unknown",
+    weights_sha256: str,
     batch_size: int = 4,
     progress: bool = True,
 ) -> SaliencyRun:
     """Writes ``<out>/<image stem>.npy`` for every image in ``data_dir``; resumable.
 
-    The manifest ``<out>/image_ids.json`` (ids = sorted file stems, their (H, W), the weights'
-    sha256 and `SALIENCY_VERSION`) is written first; maps already in ``out`` are then skipped
-    (each file is written atomically, so a present file is complete). Every image's header is
-    read before anything is written.
+    The manifest ``<out>/image_ids.json`` (ids = file stems in `image_paths` order, their
+    (H, W), each image's sha256, the weights' sha256 and `SALIENCY_VERSION`) is written first.
+    A map already in ``out`` is kept only if the previous manifest records the same image sha256
+    for it (each file is written atomically, so a present file is complete); maps of changed
+    images, or found without such a record, are deleted before the new manifest is written and
+    then computed again. Every image is read before anything is written.
 
     Args:
       data_dir: a folder of images, or a folder holding ``images/``.
       out: output folder.
       params: converted TranSalNet-Dense parameters (`load_transalnet`).
-      weights_sha256: the source checkpoint's sha256 (`load_transalnet` metadata); resuming
-        into a folder made with other weights is refused.
+      weights_sha256: the source checkpoint's sha256 (``load_transalnet(...)[1]
+        ['source_sha256']``); resuming into a folder made with other weights is refused.
       batch_size: images per forward pass; the last batch is padded, so one compilation serves
         the whole run.
       progress: show a tqdm bar.
@@ -244,26 +252,36 @@ def write_saliency_maps(
     paths = image_paths(data_dir)
     out = Path(out).expanduser()
     ids = [p.stem for p in paths]
-    shapes = {}
-    for p in paths:  # headers only, so that an unreadable file fails before any work
+    shapes, hashes = {}, {}
+    for p in paths:  # so that an unreadable file fails before any work
         try:
             with PIL.Image.open(p) as img:  # (H, W) as stored: no EXIF rotation
                 shapes[p.stem] = (img.height, img.width)
         except (OSError, SyntaxError, ValueError) as e:
             raise ValueError(f"{p}: cannot read image ({type(e).__name__}: {e})") from e
+        hashes[p.stem] = _sha256(p)
     made_by = {"weights_sha256": weights_sha256, "saliency_version": SALIENCY_VERSION}
+    previous_hashes = {}
     if (out / MANIFEST).is_file():
         try:
             previous = json.loads((out / MANIFEST).read_text())
-        except json.JSONDecodeError as e:
+            previous_hashes = dict(previous.get("image_sha256", {}))
+        except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError is a ValueError
             raise ValueError(f"{out / MANIFEST}: malformed saliency manifest ({e})") from e
         found = {k: previous.get(k) for k in made_by}
         if found != made_by:
             raise ValueError(f"{out / MANIFEST}: the maps in {out} were made with {found}, not "
                              f"{made_by}; use another --out or delete that folder")
+    # A stale map goes before the manifest vouches for its image, so that a run interrupted
+    # in between cannot leave it looking current.
+    changed = [i for i in ids
+               if (out / f"{i}.npy").is_file() and previous_hashes.get(i) != hashes[i]]
+    for i in changed:
+        (out / f"{i}.npy").unlink()
     storage.write_json(out / MANIFEST, {
         "image_ids": ids,
         "shapes": {i: list(shapes[i]) for i in ids},
+        "image_sha256": hashes,
         "model": "transalnet_dense",
         **made_by,
         "values": "float32 in [0, 1]: the release's 8-bit map / 255",
@@ -292,29 +310,44 @@ def write_saliency_maps(
     computed = [p.stem for p in todo]
     return SaliencyRun(
         image_ids=ids, shapes=[shapes[i] for i in ids], computed=computed,
-        skipped=[i for i in ids if i not in set(computed)], compile_seconds=compile_s,
+        skipped=[i for i in ids if i not in set(computed)], changed=changed,
+        compile_seconds=compile_s,
         seconds_per_image=run_s / len(todo) if todo else float("nan"))
 
 
 def _read_png(path: Path) -> np.ndarray:
+    """A greyscale PNG as ``[H, W]`` float32 in [0, 1]; alpha is ignored.
+
+    Accepts 1-bit, 8-bit and 16-bit grey (with or without alpha), and palette or RGB(A) images
+    whose colour channels are all equal (grey stored as colour).
+    """
     with PIL.Image.open(path) as img:
         img.load()
         mode = img.mode
+        if mode == "P":  # palette indices are not grey levels: look the colours up
+            img = img.convert("RGB")
         values = np.asarray(img)
-    if mode in ("L", "P"):
-        return np.asarray(PIL.Image.fromarray(values, mode).convert("L"), np.float32) / 255
+    if mode == "1":
+        return values.astype(np.float32)
+    if mode == "LA":
+        values, mode = values[..., 0], "L"
+    if mode == "L":
+        return values.astype(np.float32) / 255
     if mode in ("I;16", "I;16L", "I;16B", "I"):
         return values.astype(np.float32) / 65535
-    if mode in ("LA", "RGB", "RGBA") and (values[..., 1:3] == values[..., :1]).all():
-        return values[..., 0].astype(np.float32) / 255  # grey stored as colour (alpha ignored)
-    raise ValueError(f"{path}: a saliency PNG must be greyscale (8- or 16-bit), got PIL mode "
-                     f"{mode!r} with differing colour channels")
+    if mode in ("P", "RGB", "RGBA"):
+        if (values[..., 1:3] == values[..., :1]).all():
+            return values[..., 0].astype(np.float32) / 255
+        raise ValueError(f"{path}: a saliency PNG must be greyscale, but this {mode} image has "
+                         "differing colour channels")
+    raise ValueError(f"{path}: a saliency PNG must be greyscale (1-, 8- or 16-bit), got PIL mode "
+                     f"{mode!r}")
 
 
 def load_saliency_maps(
     folder: str | os.PathLike, image_ids: Sequence[str], shapes: Sequence[tuple[int, int]]
 ) -> list[np.ndarray]:
-    """Reads one saliency map per image: ``<folder>/<id>.npy`` or ``<folder>/<id>.png``.
+    """Reads one saliency map per image: ``<folder>/<stem>.npy`` or ``<folder>/<stem>.png``.
 
     Accepts the maps `write_saliency_maps` writes, or any the user brings: ``.npy`` arrays
     ``[H, W]`` of finite values (used as they are: only their ranking matters downstream), or
@@ -322,7 +355,10 @@ def load_saliency_maps(
 
     Args:
       folder: the folder of maps.
-      image_ids: the images' ids (file stems), in dataset order.
+      image_ids: the images, in dataset order: file stems (``Dataset.image_stems``, the
+        manifest's ids) or file names (``Dataset.image_ids``); a trailing image suffix
+        (`IMAGE_SUFFIXES`, any case) is removed to get the stem, so pass file names when the
+        stems themselves end in one.
       shapes: each image's ``(H, W)``; a map must have exactly that shape.
 
     Returns:
@@ -330,17 +366,24 @@ def load_saliency_maps(
 
     Raises:
       FileNotFoundError: the folder, or a map, is missing (all missing ids are listed).
-      ValueError: a map with two candidate files, the wrong shape, non-finite values or an
-        unusable PNG mode, naming the file.
+      ValueError: two images with one stem, a map with two candidate files, the wrong shape,
+        non-finite values or an unusable PNG mode, naming the file.
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such saliency-map folder")
     if len(image_ids) != len(shapes):
         raise ValueError(f"{len(image_ids)} image ids but {len(shapes)} shapes")
-    found, missing = [], []
+    found, missing, stems = [], [], {}
     for image_id in image_ids:
-        candidates = [folder / f"{image_id}{s}" for s in (".npy", ".png")]
+        image_id = str(image_id)
+        suffix = Path(image_id).suffix
+        stem = image_id[:-len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else image_id
+        if stem in stems:
+            raise ValueError(f"images {stems[stem]!r} and {image_id!r} share the name {stem!r}, "
+                             "so they cannot both have a map in one folder; rename one")
+        stems[stem] = image_id
+        candidates = [folder / f"{stem}{s}" for s in (".npy", ".png")]
         present = [p for p in candidates if p.is_file()]
         if not present:
             missing.append(image_id)
@@ -352,7 +395,7 @@ def load_saliency_maps(
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10
                                            else "")
-        raise FileNotFoundError(f"{folder}: no saliency map (<id>.npy or <id>.png) for "
+        raise FileNotFoundError(f"{folder}: no saliency map (<stem>.npy or <stem>.png) for "
                                 f"{len(missing)} image(s): {shown}")
     maps = []
     for path, shape in zip(found, shapes):

@@ -35,6 +35,16 @@ class MissingWeightsError(FileNotFoundError):
     """Converted weights are not where they were looked for; the message says how to make them."""
 
 
+def flat_shapes(tree: Mapping) -> dict[str, tuple[int, ...]]:
+    """Flattens a nested tree of arrays or ShapeDtypeStructs to ``'a/b/kernel' -> shape``.
+
+    The one flattening of parameter shapes: conversion (``weights_convert.keymap``) checks a
+    checkpoint against it, `load_vgg16` a converted file.
+    """
+    flat = traverse_util.flatten_dict(dict(tree), sep="/")
+    return {k: tuple(v.shape) for k, v in flat.items()}
+
+
 def weights_path(model: str) -> Path:
     """Where the converted weights of ``model`` live: ``cache_dir()/weights/{model}.safetensors``.
 
@@ -192,11 +202,7 @@ def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[
             "(its metadata has no num_classes)"
         )
     num_classes = int(metadata["num_classes"])
-    expected = {
-        k: tuple(v.shape)
-        for k, v in traverse_util.flatten_dict(vgg16.param_shapes(num_classes), sep="/").items()
-    }
-    got = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+    expected, got = flat_shapes(vgg16.param_shapes(num_classes)), flat_shapes(params)
     problems = [f"{k}: missing (expected shape {s})" for k, s in expected.items() if k not in got]
     problems += [f"{k}: unexpected tensor" for k in got if k not in expected]
     problems += [

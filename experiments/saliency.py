@@ -4,7 +4,8 @@
   python -m experiments.saliency --data_dir=/data/peterson/animals --out=/results/sal/animals
 
 Writes ``<out>/<image stem>.npy`` (float32 [H, W] in [0, 1]) per image and
-``<out>/image_ids.json``; maps already present are kept, so an interrupted run resumes.
+``<out>/image_ids.json``; maps already present are kept unless their image changed, so an
+interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _OUT = flags.DEFINE_string("out", None, "Output folder for the .npy maps.")
 _WEIGHTS = flags.DEFINE_string(
     "weights", "transalnet_dense",
     "Converted weights: the cached model name, or a .safetensors file.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Images per forward pass.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Images per forward pass.", lower_bound=1)
 flags.mark_flags_as_required(["data_dir", "out"])
 
 
@@ -36,8 +37,10 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as e:  # user-facing failures, each naming its file
         print(f"error: {e}", file=sys.stderr)
         return 1
+    changed = f" ({len(run.changed)} of them for changed images)" if run.changed else ""
     print(f"{len(run.image_ids)} images: {len(run.computed)} saliency maps written to "
-          f"{_OUT.value}, {len(run.skipped)} already there (weights: {meta['source_file']}).")
+          f"{_OUT.value}{changed}, {len(run.skipped)} already there (weights: "
+          f"{meta['source_file']}).")
     if run.computed:
         print(f"compile {run.compile_seconds:.1f} s; {run.seconds_per_image:.2f} s per image "
               f"after compilation (batch size {_BATCH_SIZE.value}).")

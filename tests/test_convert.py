@@ -28,7 +28,7 @@ from weights_convert.checkpoint import (
     read_state_dict,
     sha256_file,
 )
-from weights_convert.keymap import ConversionError
+from weights_convert.keymap import ConversionError, Rule, convert, expected_shapes
 from weights_convert.vgg16 import CLASSIFIER_INDEX, FEATURE_INDEX
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,6 +183,27 @@ def test_rejects_missing_and_extra_keys(tmp_path):
     ]
 
 
+def test_missing_is_judged_by_target_not_by_text_of_other_problems():
+    # "a/b" occurs inside the problem about "a/bb"; it is still reported missing. A target
+    # whose own tensor was reported (bad shape, integer dtype) is not reported missing too.
+    rules = [Rule(r"(\w+)\.(\w+)", r"\1/\2")]
+    expected = {"a/b": (2,), "a/bb": (3,), "a/c": (4,)}
+    with pytest.raises(ConversionError) as info:
+        convert({"a.bb": np.zeros(5, np.float32), "a.c": np.zeros(4, np.int64)}, rules,
+                expected, source="s.pth")
+    assert sorted(info.value.problems) == [
+        "a.bb: shape (5,) does not fit a/bb (expected (3,) after the 'same' layout)",
+        "a.c: dtype int64, expected a floating-point tensor",
+        "missing tensor for a/b (shape (2,))",
+    ]
+
+
+def test_expected_shapes_is_the_one_flattening_helper():
+    assert expected_shapes is weights.flat_shapes
+    tree = {"x": {"kernel": np.zeros((2, 3)), "bias": np.zeros(3)}}
+    assert expected_shapes(tree) == {"x/kernel": (2, 3), "x/bias": (3,)}
+
+
 @pytest.mark.parametrize("legacy", [False, True])
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 0.9])
 def test_rejects_truncated_file(tmp_path, legacy, fraction):
@@ -239,6 +260,30 @@ def test_cli_transalnet_download_says_where_to_get_it(capsys):
     err = capsys.readouterr().err
     assert "TranSalNet_Dense.pth" in err and "github.com/LJOVO/TranSalNet" in err
     assert "--src" in err
+
+
+def test_cli_downloaded_file_that_is_not_a_checkpoint_says_to_delete_it(tmp_path, cache,
+                                                                        monkeypatch, capsys):
+    stale = tmp_path / "vgg16_ecoset.pth"
+    stale.write_bytes(b"\x80\x02garbage that is no checkpoint")  # passes the download's check
+    monkeypatch.setattr(cli, "fetch_checkpoint", lambda model: stale)
+    assert cli.run("ecoset", download=True) == 1
+    err = capsys.readouterr().err
+    assert f"delete {stale} and rerun with --download" in err
+    assert not cache.exists()
+    src_only = cli.run("ecoset", src=str(stale))  # the user's own file: no such advice
+    assert src_only == 1 and "rerun with --download" not in capsys.readouterr().err
+
+
+def test_cli_without_model_prints_usage():
+    result = subprocess.run([sys.executable, "-m", "weights_convert"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: python -m weights_convert --model=MODEL")
+    for command in ("--model=ecoset --download", "--model=imagenet --src=",
+                    "--model=transalnet_dense --src="):
+        assert f"python -m weights_convert {command}" in result.stderr
+    assert "imagenet, ecoset, transalnet_dense" in result.stderr
 
 
 def test_cli_needs_exactly_one_source():

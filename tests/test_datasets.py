@@ -303,6 +303,14 @@ def test_manifest_records_order(tmp_path):
     assert m["kind"] == "similarity" and m["fingerprint"] == ds.fingerprint()
 
 
+def test_image_stems_follow_image_ids(tmp_path):
+    images = _image_folder(tmp_path / "images", names=["b.v2.png", "a.JPG", "c.tif"])
+    np.save(tmp_path / "h.npy", _symmetric(3, 1))
+    ds = datasets.load_plain(images, tmp_path / "h.npy", kind="similarity")
+    assert ds.image_ids == ("a.JPG", "b.v2.png", "c.tif")
+    assert ds.image_stems == ("a", "b.v2", "c")
+
+
 def test_dataset_checks_its_fields(tmp_path):
     with pytest.raises(ValueError, match=r"similarity has shape \(3, 3\) but there are 2 images"):
         datasets.Dataset("x", ("a.png", "b.png"), np.zeros((3, 3)), "h.npy", "similarity", 0.0)

@@ -14,7 +14,9 @@ import pytest
 
 from weights_convert import download as dl
 
-PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+# Begins as a zip file, as a checkpoint written by torch.save does.
+PAYLOAD = b"PK\x03\x04" + np.random.default_rng(0).integers(0, 256, 300_000,
+                                                             dtype=np.uint8).tobytes()
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 
 
@@ -43,6 +45,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         body = server.payload[start:]
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", server.content_type)
         self.end_headers()
         # `cut_after` bytes of the body, then the connection closes short of Content-Length.
         self.wfile.write(body[: server.cut_after] if server.cut_after is not None else body)
@@ -54,10 +57,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    """A local server; tests set ``ranges``, ``cut_after`` and ``payload`` on it."""
+    """A local server; tests set ``ranges``, ``cut_after``, ``payload``, ``content_type``."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.ranges, httpd.cut_after, httpd.payload = True, None, PAYLOAD
-    httpd.requests, httpd.sent = [], 0
+    httpd.requests, httpd.sent, httpd.content_type = [], 0, "application/octet-stream"
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/file.pth"
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -155,3 +158,30 @@ def test_fetch_checkpoint_uses_canonical_sources(monkeypatch, tmp_path):
     ]
     with pytest.raises(ValueError, match="no download known for 'transalnet_dense'"):
         dl.fetch_checkpoint("transalnet_dense")
+
+
+@pytest.mark.parametrize("magic", [b"PK\x03\x04", b"\x80\x02"])
+def test_zip_and_legacy_pickle_checkpoints_are_accepted(server, tmp_path, magic):
+    server.payload = magic + b"rest"
+    dest = dl.download(server.url, tmp_path / "w.pth")
+    assert dest.read_bytes() == magic + b"rest"
+
+
+def test_html_page_is_not_saved_as_the_checkpoint(server, tmp_path):
+    # No checksum is known (as for Ecoset): only the content can tell.
+    server.payload = b"<!DOCTYPE html><html><body>Please log in</body></html>"
+    server.content_type = "text/html; charset=utf-8"
+    with pytest.raises(ValueError, match=r"received 54 bytes with Content-Type 'text/html; "
+                                         r"charset=utf-8', starting b'<!DOCTYPE html>.*not a "
+                                         r"PyTorch checkpoint.*nothing was saved as .*w.pth"):
+        dl.download(server.url, tmp_path / "w.pth")
+    assert files(tmp_path) == {}
+
+
+def test_html_page_kept_from_before_says_to_delete_it(tmp_path):
+    dest = tmp_path / "vgg16_ecoset.pth"
+    dest.write_bytes(b"<html>consent</html>")
+    with pytest.raises(ValueError, match=f"starts with b'<html>.*delete {re.escape(str(dest))} "
+                                         "and rerun with --download"):
+        dl.download("http://127.0.0.1:9/unused", dest)
+    assert dest.read_bytes() == b"<html>consent</html>"  # the user's file: not deleted

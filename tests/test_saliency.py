@@ -5,6 +5,9 @@ tests/test_transalnet.py); these tests check geometry, quantisation, file handli
 """
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +16,11 @@ import PIL.Image
 import pytest
 
 from ais_jax import saliency
+from ais_jax.data import datasets
 from ais_jax.data.resize import resize_bilinear
 import torch_transalnet_reference as ref
+
+REPO = Path(__file__).resolve().parents[1]
 
 RESIZE_CASES = [
     ((500, 500), (288, 288)),  # shrink by a non-integer factor
@@ -169,10 +175,10 @@ def test_write_saliency_maps_writes_resumes_and_records_ids(tmp_path, monkeypatc
                            {"b_tall.png": (90, 40), "a_square.png": (64, 64),
                             "c_wide.bmp": (30, 100)})
     out = tmp_path / "sal"
-    run = saliency.write_saliency_maps(tmp_path / "data", out, params, batch_size=2,
-                                       progress=False)
+    run = saliency.write_saliency_maps(tmp_path / "data", out, params, weights_sha256="w",
+                                       batch_size=2, progress=False)
     assert run.image_ids == ["a_square", "b_tall", "c_wide"]
-    assert run.computed == run.image_ids and run.skipped == []
+    assert run.computed == run.image_ids and run.skipped == [] and run.changed == []
     assert calls == [(2, 288, 384, 3)] * 2  # the last batch is padded to the compiled size
     assert run.seconds_per_image > 0
     for image_id, pixels in images.items():
@@ -192,7 +198,7 @@ def test_write_saliency_maps_writes_resumes_and_records_ids(tmp_path, monkeypatc
     kept = (out / "a_square.npy").stat().st_mtime_ns
     calls.clear()
     run = saliency.write_saliency_maps(tmp_path / "data", out, {"offset": np.float32(5.0)},
-                                       batch_size=2, progress=False)
+                                       weights_sha256="w", batch_size=2, progress=False)
     with pytest.raises(ValueError, match="image_ids.json: the maps in .* made with"):
         saliency.write_saliency_maps(tmp_path / "data", out, params, weights_sha256="abc",
                                      progress=False)
@@ -206,10 +212,12 @@ def test_write_saliency_maps_writes_resumes_and_records_ids(tmp_path, monkeypatc
 
 
 def test_write_saliency_maps_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such image folder"):
-        saliency.write_saliency_maps(tmp_path / "nope", tmp_path / "out", {}, progress=False)
+    with pytest.raises(FileNotFoundError, match="nope: image folder not found"):
+        saliency.write_saliency_maps(tmp_path / "nope", tmp_path / "out", {}, weights_sha256="w",
+                                     progress=False)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no images"):
+    (tmp_path / "empty" / "._hidden.jpg").write_bytes(b"macOS metadata")
+    with pytest.raises(ValueError, match="empty: no image files"):
         saliency.image_paths(tmp_path / "empty")
     _write_images(tmp_path / "dup", {"x.png": (8, 8), "x.jpg": (8, 8)})
     with pytest.raises(ValueError, match="share the name 'x'"):
@@ -217,7 +225,8 @@ def test_write_saliency_maps_errors(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.jpg: cannot read image"):
-        saliency.write_saliency_maps(tmp_path / "bad", tmp_path / "out", {}, progress=False)
+        saliency.write_saliency_maps(tmp_path / "bad", tmp_path / "out", {}, weights_sha256="w",
+                                     progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -265,3 +274,117 @@ def test_load_saliency_maps_errors_name_the_file(tmp_path):
         saliency.load_saliency_maps(tmp_path / "nope", ["a"], [(1, 1)])
     with pytest.raises(FileNotFoundError, match="no saliency manifest"):
         saliency.read_manifest(tmp_path)
+
+
+def test_resume_recomputes_maps_of_changed_images(tmp_path, monkeypatch):
+    calls = []
+    _fake_model(monkeypatch, calls)
+    params = {"offset": np.float32(0.0)}
+    data, out = tmp_path / "data", tmp_path / "sal"
+    _write_images(data, {"a.png": (20, 30), "b.png": (20, 30)})
+    saliency.write_saliency_maps(data, out, params, weights_sha256="w", progress=False)
+    manifest = json.loads((out / "image_ids.json").read_text())
+    assert set(manifest["image_sha256"]) == {"a", "b"}
+    kept = (out / "b.npy").stat().st_mtime_ns
+    # Same name, same size, new content: only its map is computed again.
+    new_a = np.zeros((20, 30, 3), np.uint8)
+    PIL.Image.fromarray(new_a).save(data / "a.png")
+    calls.clear()
+    run = saliency.write_saliency_maps(data, out, params, weights_sha256="w", batch_size=2,
+                                       progress=False)
+    assert run.changed == ["a"] and run.computed == ["a"] and run.skipped == ["b"]
+    assert calls == [(2, 288, 384, 3)]
+    x = saliency.preprocess(new_a)
+    want = saliency.postprocess(np.asarray(jax.nn.sigmoid(3 * x[..., 2] - 1)), (20, 30))
+    np.testing.assert_array_equal(np.load(out / "a.npy"), want)
+    assert (out / "b.npy").stat().st_mtime_ns == kept
+    # Maps found without a manifest entry for their image are not trusted either.
+    np.save(out / "b.npy", np.zeros((20, 30), np.float32))
+    manifest = json.loads((out / "image_ids.json").read_text())
+    del manifest["image_sha256"]["b"]
+    (out / "image_ids.json").write_text(json.dumps(manifest))
+    run = saliency.write_saliency_maps(data, out, params, weights_sha256="w", progress=False)
+    assert run.changed == ["b"] and run.skipped == ["a"]
+    assert np.load(out / "b.npy").max() > 0
+
+
+def test_weights_sha256_is_required(tmp_path):
+    with pytest.raises(TypeError, match="weights_sha256"):
+        saliency.write_saliency_maps(tmp_path, tmp_path / "out", {}, progress=False)
+
+
+def test_images_are_listed_as_for_the_datasets(tmp_path):
+    _write_images(tmp_path, {"b.png": (4, 4), "a.JPG": (4, 4), "c.gif": (4, 4)})
+    (tmp_path / "._a.jpg").write_bytes(b"macOS metadata")
+    (tmp_path / "notes.txt").write_text("x")
+    assert saliency.image_paths(tmp_path) == list(datasets.list_images(tmp_path))
+    assert [p.name for p in saliency.image_paths(tmp_path)] == ["a.JPG", "b.png"]
+    assert saliency.IMAGE_SUFFIXES is datasets.IMAGE_SUFFIXES
+
+
+def test_load_saliency_maps_by_dataset_file_names_or_stems(tmp_path):
+    _write_images(tmp_path / "images", {"x.png": (6, 5), "y.v2.JPG": (4, 3)})
+    h = np.eye(2)
+    np.save(tmp_path / "h.npy", h)
+    ds = datasets.load_plain(tmp_path / "images", tmp_path / "h.npy", kind="similarity")
+    assert ds.image_ids == ("x.png", "y.v2.JPG") and ds.image_stems == ("x", "y.v2")
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    np.save(maps / "x.npy", np.full((6, 5), 0.25))
+    np.save(maps / "y.v2.npy", np.full((4, 3), 0.5))
+    shapes = [(6, 5), (4, 3)]
+    by_name = saliency.load_saliency_maps(maps, ds.image_ids, shapes)
+    by_stem = saliency.load_saliency_maps(maps, ds.image_stems, shapes)
+    for a, b, value in zip(by_name, by_stem, (0.25, 0.5)):
+        np.testing.assert_array_equal(a, b)
+        assert a.shape == b.shape and a.flat[0] == value
+    # Any known image suffix is removed, whatever the image's own: still y.v2.npy.
+    assert saliency.load_saliency_maps(maps, ["x", "y.v2.png"], shapes)[1].flat[0] == 0.5
+    with pytest.raises(FileNotFoundError, match=r"1 image\(s\): z.jpeg"):
+        saliency.load_saliency_maps(maps, ["x", "z.jpeg"], shapes)
+    with pytest.raises(ValueError, match="'x.png' and 'x.jpg' share the name 'x'"):
+        saliency.load_saliency_maps(maps, ["x.png", "x.jpg"], [(6, 5)] * 2)
+    with pytest.raises(ValueError, match="'x' and 'x.tif' share the name 'x'"):
+        saliency.load_saliency_maps(maps, ["x", "x.tif"], [(6, 5)] * 2)
+
+
+def test_png_modes_la_p_and_1(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    want = grey.astype(np.float32) / 255
+    # LA: grey plus an alpha that differs from it; alpha is ignored.
+    la = np.stack([grey, np.full_like(grey, 255)], -1)
+    PIL.Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    # P: a palette of greys, and a palette of colours whose luminance would look grey.
+    PIL.Image.fromarray(grey).convert("P").save(tmp_path / "p_grey.png")
+    colour = np.zeros((3, 4, 3), np.uint8)
+    colour[..., 0] = 200
+    PIL.Image.fromarray(colour).convert("P").save(tmp_path / "p_colour.png")
+    bits = (grey > 100)
+    PIL.Image.fromarray(bits).save(tmp_path / "one.png")
+    modes = {}
+    for name in ("la", "p_grey", "p_colour", "one"):
+        with PIL.Image.open(tmp_path / f"{name}.png") as img:
+            modes[name] = img.mode
+    assert modes == {"la": "LA", "p_grey": "P", "p_colour": "P", "one": "1"}
+    la_map, p_map, one_map = saliency.load_saliency_maps(tmp_path, ["la", "p_grey", "one"],
+                                                         [(3, 4)] * 3)
+    np.testing.assert_array_equal(la_map, want)
+    np.testing.assert_array_equal(p_map, want)
+    np.testing.assert_array_equal(one_map, bits.astype(np.float32))
+    with pytest.raises(ValueError, match="p_colour.png: .*greyscale.*P image has differing"):
+        saliency.load_saliency_maps(tmp_path, ["p_colour"], [(3, 4)])
+    # A mode with no grey reading (PIL opens files by content, whatever the suffix).
+    PIL.Image.fromarray(colour).convert("CMYK").save(tmp_path / "cmyk.png", format="JPEG")
+    with pytest.raises(ValueError, match=r"cmyk.png: .*greyscale \(1-, 8- or 16-bit\), got PIL "
+                                         r"mode 'CMYK'"):
+        saliency.load_saliency_maps(tmp_path, ["cmyk"], [(3, 4)])
+
+
+def test_command_rejects_batch_size_below_one(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.saliency", f"--data_dir={tmp_path}",
+         f"--out={tmp_path / 'maps'}", "--batch_size=0"], cwd=REPO, capture_output=True,
+        text=True, timeout=120)
+    assert result.returncode != 0
+    assert "--batch_size=0: 0 is not a positive integer" in result.stderr
+    assert not (tmp_path / "maps").exists()

@@ -18,6 +18,17 @@ from ais_jax import weights
 from weights_convert import checkpoint
 from weights_convert.download import SOURCES, fetch_checkpoint
 
+USAGE = """\
+usage: python -m weights_convert --model=MODEL (--download | --src=FILE.pth) [--out=FILE] [--force]
+
+  python -m weights_convert --model=ecoset --download
+  python -m weights_convert --model=imagenet --src=vgg16-397923af.pth
+  python -m weights_convert --model=transalnet_dense --src=TranSalNet_Dense.pth
+
+MODEL: one of {models}.
+Output: $AIS_JAX_CACHE/weights/MODEL.safetensors (default ~/.cache/ais_jax/...), or --out.
+All flags: --helpshort."""
+
 TRANSALNET_HINT = (
     "TranSalNet's authors distribute TranSalNet_Dense.pth through a Google Drive link, which "
     "cannot be downloaded here: fetch TranSalNet_Dense.pth by hand from their release "
@@ -41,6 +52,11 @@ def run(model: str, *, src: str | None = None, download: bool = False,
         out = checkpoint.output_path(model, out, force=force)
         src = fetch_checkpoint(model) if download else src
         path, meta, num_tensors = checkpoint.convert_checkpoint(model, src, out, force=force)
+    except checkpoint.CheckpointError as e:
+        # A file downloaded earlier is reused as it is; only deleting it fetches a fresh one.
+        hint = f"\ndelete {src} and rerun with --download" if download else ""
+        print(f"error: {e}{hint}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, ImportError) as e:  # every user-facing failure; see Raises
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -61,20 +77,23 @@ def run(model: str, *, src: str | None = None, download: bool = False,
 
 def define_flags() -> None:
     """The command-line flags; defined only when run as a program, so importing is harmless."""
-    flags.DEFINE_enum("model", None, list(weights.MODELS), "Which checkpoint this is.")
+    flags.DEFINE_enum("model", None, list(weights.MODELS),
+                      "Which checkpoint this is (required); e.g. --model=ecoset --download.")
     flags.DEFINE_string("src", None, "PyTorch checkpoint file (.pth) to convert.")
     flags.DEFINE_bool(
         "download", False, "Download the canonical checkpoint into the cache first (VGG-16 only)."
     )
     flags.DEFINE_string("out", None, "Output .safetensors file (default: the cache).")
     flags.DEFINE_bool("force", False, "Overwrite an existing output file.")
-    flags.mark_flag_as_required("model")
 
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     f = flags.FLAGS
+    if f.model is None:  # rather than absl's bare "flag --model must have a value"
+        print(USAGE.format(models=", ".join(weights.MODELS)), file=sys.stderr)
+        return 2
     return run(f.model, src=f.src, download=f.download, out=f.out, force=f.force)
 
 

@@ -1,8 +1,10 @@
 """Downloading the canonical checkpoints (SPEC §1): resumable, checksummed, never half-written.
 
 A download streams into ``DEST.part``; an interrupted one is resumed from there with an HTTP
-Range request (or started afresh when the server ignores Range). Only a complete file whose
-checksum matches (when one is known) is renamed to ``DEST``.
+Range request (or started afresh when the server ignores Range). Only a complete file that
+looks like a PyTorch checkpoint (a zip or pickle file: Ecoset's has no published checksum, and
+a server can answer with an error or consent page) and whose checksum matches (when one is
+known) is renamed to ``DEST``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ SOURCES = {
 }
 
 
+# How every torch.save file begins: a zip archive (PyTorch >= 1.6) or a pickle of protocol >= 2
+# (the legacy format).
+CHECKPOINT_MAGICS = (b"PK\x03\x04", b"\x80")
+
+
 class DownloadError(OSError):
     """A download failed; the message names the URL and says whether it can be resumed."""
 
@@ -57,6 +64,13 @@ def _checksum_problem(path: Path, sha256: str | None, sha256_prefix: str | None)
     if digest.startswith(sha256_prefix.lower()):
         return None
     return f"sha256 {digest} does not start with the expected {sha256_prefix}"
+
+
+def _foreign_start(path: Path) -> bytes | None:
+    """The first bytes of ``path`` if it does not begin as a PyTorch checkpoint, else None."""
+    with open(path, "rb") as f:
+        head = f.read(48)
+    return None if head.startswith(CHECKPOINT_MAGICS) else head
 
 
 def _total_from_content_range(value: str | None) -> int | None:
@@ -114,10 +128,16 @@ def download(
     Raises:
       DownloadError: HTTP errors, connection failures, a transfer cut short (the partial file
         is kept in ``dest.part`` for the next call to resume).
-      ValueError: checksum mismatch (the bad file is deleted, ``dest`` is not created).
+      ValueError: a file that is not a PyTorch checkpoint (e.g. an HTML page) or fails the
+        checksum (a new download is deleted and ``dest`` is not created; an existing ``dest`` is
+        left for the user to delete).
     """
     dest = Path(dest)
     if dest.is_file():
+        head = _foreign_start(dest)
+        if head is not None:
+            raise ValueError(f"{dest}: not a PyTorch checkpoint (it starts with {head!r}, not a "
+                             f"zip or pickle file); delete {dest} and rerun with --download")
         problem = _checksum_problem(dest, sha256, sha256_prefix)
         if problem:
             raise ValueError(f"{dest}: checksum mismatch ({problem}); delete it and try again")
@@ -126,7 +146,9 @@ def download(
     part = _part_path(dest)
     offset = part.stat().st_size if part.is_file() else 0
     response = _open(url, offset, timeout)
+    content_type = "an unknown Content-Type"
     if response is not None:
+        content_type = f"Content-Type {response.headers.get('Content-Type', 'unknown')!r}"
         with response:
             if response.status == 206:
                 start = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
@@ -142,6 +164,15 @@ def download(
                 length = response.headers.get("Content-Length")
                 total = int(length) if length is not None else None
             _stream(response, part, offset, total, url, chunk_size, desc=dest.name)
+    head = _foreign_start(part)
+    if head is not None:
+        size = part.stat().st_size
+        part.unlink()  # complete but not a checkpoint: resuming cannot repair it
+        raise ValueError(
+            f"{url}: received {size} bytes with {content_type}, starting {head!r}: not a PyTorch "
+            "checkpoint (a zip or pickle file), probably an error or consent page; nothing was "
+            f"saved as {dest}. Download the file in a browser and pass it with --src"
+        )
     problem = _checksum_problem(part, sha256, sha256_prefix)
     if problem:
         part.unlink()  # complete but wrong: resuming cannot repair it

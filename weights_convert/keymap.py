@@ -14,6 +14,8 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 from flax import traverse_util
 
+from ais_jax import weights
+
 # Torch layout -> Flax layout.
 LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "same": lambda a: a,
@@ -70,6 +72,7 @@ def convert(
     """
     rules, ignore = list(rules), [re.compile(p) for p in ignore]
     problems, out, origin = [], {}, {}
+    reported = set()  # targets with a problem listed already: not "missing" as well
     for key, value in state_dict.items():
         if any(p.fullmatch(key) for p in ignore):
             continue
@@ -84,6 +87,7 @@ def convert(
             problems.append(f"{key}: maps to {target}, which the model does not have")
         elif not np.issubdtype(array.dtype, np.floating):
             problems.append(f"{key}: dtype {array.dtype}, expected a floating-point tensor")
+            reported.add(target)
         elif target in out:
             problems.append(f"{key}: maps to {target}, already filled by {origin[target]}")
         else:
@@ -93,16 +97,16 @@ def convert(
                     f"{key}: shape {tuple(np.shape(value))} does not fit {target} "
                     f"(expected {tuple(expected[target])} after the {rule.layout!r} layout)"
                 )
+                reported.add(target)
             else:
                 out[target], origin[target] = np.ascontiguousarray(array, np.float32), key
     problems += [f"missing tensor for {t} (shape {tuple(expected[t])})" for t in expected
-                 if t not in out and not any(t in p for p in problems)]
+                 if t not in out and t not in reported]
     if problems:
         raise ConversionError(source, problems)
     return traverse_util.unflatten_dict(out, sep="/")
 
 
-def expected_shapes(shape_tree: Mapping) -> dict[str, tuple[int, ...]]:
-    """Flattens a (nested) tree of arrays or ShapeDtypeStructs to path -> shape."""
-    flat = traverse_util.flatten_dict(dict(shape_tree), sep="/")
-    return {k: tuple(v.shape) for k, v in flat.items()}
+# path -> shape of a nested tree of arrays or ShapeDtypeStructs: the `expected` of `convert`.
+# Defined once in ais_jax.weights, which checks converted files with it.
+expected_shapes = weights.flat_shapes

@@ -92,6 +92,15 @@ class Dataset:
         """Image file names, in matrix order (sorted)."""
         return tuple(p.name for p in self.image_paths)
 
+    @property
+    def image_stems(self) -> tuple[str, ...]:
+        """Image file names without their suffix, in matrix order: the ids under which
+        ``python -m experiments.saliency`` writes one map per image (``<stem>.npy``).
+
+        Not necessarily unique (``x.jpg`` and ``x.png``); the saliency tools reject such sets.
+        """
+        return tuple(p.stem for p in self.image_paths)
+
     def fingerprint(self, *, include_matrix: bool = True) -> str:
         """sha256 hex digest identifying the images (names and bytes) and, optionally, the matrix.
 
