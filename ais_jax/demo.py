@@ -52,7 +52,8 @@ class DemoConfig:
     """The synthetic benchmark's size and seeds.
 
     Attributes:
-      out: results directory (the generated dataset goes to ``out/demo_data``).
+      out: results directory (the generated dataset goes to ``out/demo_data``; the synthetic
+        network to ``$AIS_JAX_CACHE/demo/``).
       n_images: images drawn (the paper's datasets have 120).
       image_size: side of the square images (the paper's inputs are 224).
       planted: ``|P|``, maps the "human" similarity is built from.
@@ -308,7 +309,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     data = out / "demo_data"
     rng = np.random.default_rng(cfg.seed)
     paths = write_images(data / "images", cfg.n_images, cfg.image_size, rng)
-    ckpt = data / "synthetic_vgg16.safetensors"  # 0.5 GB; reused when the demo is rerun
+    # 0.5 GB: kept in the cache, not in the results folder; reused when the demo is rerun.
+    ckpt = storage.cache_dir() / "demo" / "synthetic_vgg16.safetensors"
     params, meta = demo_network(ckpt, cfg, paths)
     acts = activations.cached_activations(params["trunk"], meta["source_sha256"], paths,
                                           image_size=cfg.image_size,
@@ -354,6 +356,6 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                  "t", "p", "n")},
         "seconds": seconds,
     })
-    return {"out": out, "recovery": rec, "row": row, "set_sizes": set_sizes,
+    return {"out": out, "checkpoint": ckpt, "recovery": rec, "row": row, "set_sizes": set_sizes,
             "fold_overlap": fold_overlap, "planted": planted, "seconds": seconds,
             "text": f"{preamble}\n\n{text}"}
