@@ -270,6 +270,32 @@ def _live_maps(blocks: jax.Array) -> tuple[np.ndarray, np.ndarray]:
     return zero_pairs, np.flatnonzero(~zero_pairs.all(axis=0)).astype(np.int32)
 
 
+def _plan(head_params, blocks, method, extra_per_row, chunk_maps, memory_budget_bytes, mesh):
+    """Validates the inputs and schedules the live maps over the mesh's devices in chunks.
+
+    Args:
+      extra_per_row: ``HeadDims -> int``, the caller's extra temporaries per image row.
+
+    Returns:
+      (blocks ``[n, M, B]`` float32, dims, mesh, zero_pairs ``[n, M]``, live maps ``[L]``,
+      schedule ``[n_devices, steps, chunk]``).
+    """
+    _check_method(method)
+    blocks = jnp.asarray(blocks, jnp.float32)
+    dims = head_dims(head_params, blocks)
+    mesh = sharding.resolve_mesh(mesh)
+    n_dev = mesh.devices.size
+    zero_pairs, live = _live_maps(blocks)
+    if memory_budget_bytes is None and chunk_maps is None:
+        memory_budget_bytes = _memory_budget(mesh)
+    chunk, steps = choose_chunk(
+        live.size, _bytes_per_map(dims, method, extra_per_row=extra_per_row(dims)),
+        n_devices=n_dev, memory_budget_bytes=memory_budget_bytes, chunk_maps=chunk_maps,
+    )  # fmt: skip
+    schedule = jnp.asarray(_map_schedule(live, chunk, steps, n_dev))
+    return blocks, dims, mesh, zero_pairs, live, schedule
+
+
 @functools.partial(jax.jit, static_argnames=("method", "with_logits", "mesh"))
 def _embeddings_kernel(head_params, blocks, schedule, position, *, method, with_logits, mesh):
     """Returns emb ``[n, M, D]`` (and logits); ``position[k]`` = map k's row in the schedule
@@ -315,20 +341,10 @@ def ablation_embeddings(
     Returns:
       emb ``[n, M, D]`` (and logits ``[n, M, classes]`` if ``with_logits``).
     """
-    _check_method(method)
-    blocks = jnp.asarray(blocks, jnp.float32)
-    dims = head_dims(head_params, blocks)
-    mesh = sharding.resolve_mesh(mesh)
-    n_dev = mesh.devices.size
-    _, live = _live_maps(blocks)
-    if memory_budget_bytes is None and chunk_maps is None:
-        memory_budget_bytes = _memory_budget(mesh)
-    per_map = _bytes_per_map(dims, method, extra_per_row=dims.classes if with_logits else 0)
-    chunk, steps = choose_chunk(
-        live.size, per_map, n_devices=n_dev,
-        memory_budget_bytes=memory_budget_bytes, chunk_maps=chunk_maps,
+    blocks, dims, mesh, _, live, schedule = _plan(
+        head_params, blocks, method, lambda d: d.classes if with_logits else 0,
+        chunk_maps, memory_budget_bytes, mesh,
     )  # fmt: skip
-    schedule = jnp.asarray(_map_schedule(live, chunk, steps, n_dev))
     position = np.full(dims.maps, -1, np.int32)
     position[live] = np.arange(live.size, dtype=np.int32)
     results = _embeddings_kernel(
@@ -385,19 +401,9 @@ def ablation_similarities(
       `AblationSimilarities` (full ``[n, n]``, global_ ``[M, n, n]``, per_image
       ``[n, M, n]``, zero_pairs ``[n, M]``).
     """
-    _check_method(method)
-    blocks = jnp.asarray(blocks, jnp.float32)
-    dims = head_dims(head_params, blocks)
-    mesh = sharding.resolve_mesh(mesh)
-    n_dev = mesh.devices.size
-    zero_pairs, live = _live_maps(blocks)
-    if memory_budget_bytes is None and chunk_maps is None:
-        memory_budget_bytes = _memory_budget(mesh)
-    chunk, steps = choose_chunk(
-        live.size, _bytes_per_map(dims, method, extra_per_row=2 * dims.n), n_devices=n_dev,
-        memory_budget_bytes=memory_budget_bytes, chunk_maps=chunk_maps,
-    )  # fmt: skip
-    schedule = jnp.asarray(_map_schedule(live, chunk, steps, n_dev))
+    blocks, dims, mesh, zero_pairs, live, schedule = _plan(
+        head_params, blocks, method, lambda d: 2 * d.n, chunk_maps, memory_budget_bytes, mesh
+    )
     full, glob, per = _similarities_kernel(
         head_params, blocks, schedule, jnp.asarray(zero_pairs), method=method, mesh=mesh
     )
