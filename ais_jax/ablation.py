@@ -41,7 +41,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from ais_jax import sharding
 from ais_jax.models.vgg16 import PRECISION, VGG16Head
-from ais_jax.similarity import unit_rows
+from ais_jax.similarity import corr_matrix, gram, unit_rows_change
 
 METHODS = ("fast", "vmap")
 # Bytes of one step's temporaries per device where the device does not say (CPU). Measured on a
@@ -65,18 +65,33 @@ class HeadDims(NamedTuple):
 class AblationSimilarities(NamedTuple):
     """Correlations of ablated embeddings; everything AIS needs, without the [n, M, D] tensor.
 
+    The ablated similarities are stored as *changes* from the full ones: an ablation moves a
+    correlation of ~0.9 by ~1e-3, and the change keeps all its float32 digits where the
+    ablated correlation itself would round it to ~6e-8 of 0.9 (see `ais_jax.similarity`).
+
     Attributes:
       full: ``[n, n]`` ``corrcoef`` of the unablated embeddings.
-      global_: ``[M, n, n]``; ``global_[k] = corrcoef(E[:, k])``: map k removed in every image.
-      per_image: ``[n, M, n]``; ``per_image[i, k, j] = corr(E[i, k], emb_full[j])``: map k
+      global_delta: ``[M, n, n]``; ``corrcoef(E[:, k]) - full``: map k removed in every image.
+      per_image_delta: ``[n, M, n]``; ``corr(E[i, k], emb_full[j]) - full[i, j]``: map k
         removed in image i only.
-      zero_pairs: ``[n, M]`` bool; ``blocks[i, k]`` is all zero (ablation is a no-op there).
+      zero_pairs: ``[n, M]`` bool; ``blocks[i, k]`` is all zero (ablation is a no-op there,
+        and the changes are exactly 0).
     """
 
     full: jax.Array
-    global_: jax.Array
-    per_image: jax.Array
+    global_delta: jax.Array
+    per_image_delta: jax.Array
     zero_pairs: jax.Array
+
+    @property
+    def global_(self) -> jax.Array:
+        """``[M, n, n]`` ablated similarities ``corrcoef(E[:, k])`` (rounded to float32)."""
+        return self.full[None] + self.global_delta
+
+    @property
+    def per_image(self) -> jax.Array:
+        """``[n, M, n]`` ablated similarities ``corr(E[i, k], emb_full[j])`` (float32)."""
+        return self.full[:, None] + self.per_image_delta
 
 
 def head_dims(head_params: dict, blocks: jax.Array) -> HeadDims:
@@ -150,35 +165,69 @@ def full_embeddings(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, ja
     return emb, _dense(emb, head_params["fc8"])
 
 
-def _ablated_chunk(
+def relu_change(pre: jax.Array, change: jax.Array) -> jax.Array:
+    """``relu(pre + change) - relu(pre)``, exact where no unit crosses zero.
+
+    Forming ``pre + change`` in float32 rounds it to ~6e-8 of ``pre``; subtracting ``relu(pre)``
+    again would leave that rounding in a result whose scale is ``change`` (an ablation moves
+    the embedding by a few percent). Where the unit is active before and after, the change
+    is ``change`` itself; elsewhere it is formed from the (then small) values directly.
+
+    Args:
+      pre: ``[..., d]`` pre-activations.
+      change: ``[..., d]`` their change (broadcasting against ``pre``).
+
+    Returns:
+      ``[..., d]`` change of the ReLU output; exactly 0 where ``change`` is 0.
+    """
+    new = pre + change
+    return jnp.where((pre > 0) & (new > 0), change, jax.nn.relu(new) - jax.nn.relu(pre))
+
+
+def _ablated_change(
     head_params: dict, blocks: jax.Array, pre: tuple[jax.Array, jax.Array], maps: jax.Array,
     method: str,
 ) -> jax.Array:
-    """Embeddings of all images with each of ``maps`` removed.
+    """Change of every image's embedding when each of ``maps`` is removed.
 
     Args:
       head_params: head parameters.
       blocks: ``[n, M, B]``.
-      pre: `_pre_activations` of ``blocks`` (used by 'fast').
+      pre: `_pre_activations` of ``blocks``.
       maps: ``[c]`` map indices.
       method: 'fast' or 'vmap'.
 
     Returns:
-      ``[c, n, D]``: ``out[t, i] = head(blocks[i] with map maps[t] zeroed)``.
+      ``[c, n, D]``: ``out[t, i] = head(blocks[i] with map maps[t] zeroed) - head(blocks[i])``;
+      exactly 0 where ``blocks[i, maps[t]]`` is all zero ('fast').
     """
+    fc6_pre, fc7_pre = pre
     if method == "vmap":
         keep = 1.0 - jax.nn.one_hot(maps, blocks.shape[1], dtype=blocks.dtype)  # [c, M]
-        return jax.vmap(lambda k: _plain_head(head_params, blocks * k[None, :, None])[0])(keep)
-    fc6_pre, fc7_pre = pre
+        emb = jax.vmap(lambda k: _plain_head(head_params, blocks * k[None, :, None])[0])(keep)
+        return emb - jax.nn.relu(fc7_pre)[None]
     maps_n, block, d6 = blocks.shape[1], blocks.shape[2], fc6_pre.shape[-1]
     w6 = head_params["fc6"]["kernel"].reshape(maps_n, block, d6)[maps]  # [c, B, D6]
     removed = jnp.einsum("ncb,cbo->cno", blocks[:, maps], w6, precision=PRECISION)
     # fc7 is linear too: push only the change of its input through it. Rounding errors then
-    # scale with the (small) change, not with the embedding, and cancel in the AIS difference;
-    # a no-op ablation gives the full embedding exactly.
-    delta = jax.nn.relu(fc6_pre[None] - removed) - jax.nn.relu(fc6_pre)[None]  # [c, n, D6]
+    # scale with the (small) change, not with the embedding, and cancel in AIS differences.
+    delta = relu_change(fc6_pre[None], -removed)  # [c, n, D6]
     change = jnp.einsum("cno,od->cnd", delta, head_params["fc7"]["kernel"], precision=PRECISION)
-    return jax.nn.relu(fc7_pre[None] + change)  # one [c*n, D6] x [D6, D] matmul
+    return relu_change(fc7_pre[None], change)  # one [c*n, D6] x [D6, D] matmul
+
+
+def _ablated_chunk(
+    head_params: dict, blocks: jax.Array, pre: tuple[jax.Array, jax.Array], maps: jax.Array,
+    method: str,
+) -> jax.Array:
+    """Embeddings of all images with each of ``maps`` removed: ``[c, n, D]``.
+
+    On the fast path a no-op ablation gives the full embedding exactly (its change is 0).
+    """
+    if method == "vmap":
+        keep = 1.0 - jax.nn.one_hot(maps, blocks.shape[1], dtype=blocks.dtype)  # [c, M]
+        return jax.vmap(lambda k: _plain_head(head_params, blocks * k[None, :, None])[0])(keep)
+    return jax.nn.relu(pre[1])[None] + _ablated_change(head_params, blocks, pre, maps, method)
 
 
 def _memory_budget(mesh: Mesh) -> int:
@@ -357,22 +406,28 @@ def ablation_embeddings(
 @functools.partial(jax.jit, static_argnames=("method", "mesh"))
 def _similarities_kernel(head_params, blocks, schedule, zero_pairs, *, method, mesh):
     pre = _pre_activations(head_params, blocks)
-    u_full = unit_rows(jax.nn.relu(pre[1]))  # [n, D], as `full_embeddings`
-    full = jnp.einsum("id,jd->ij", u_full, u_full, precision=PRECISION)
+    emb = jax.nn.relu(pre[1])  # [n, D], as `full_embeddings`
+    full = corr_matrix(emb)
 
-    def step(maps, head_params, blocks, pre, u_full, full, zero_pairs):
-        u = unit_rows(_ablated_chunk(head_params, blocks, pre, maps, method))  # [c, n, D]
-        glob = jnp.einsum("cid,cjd->cij", u, u, precision=PRECISION)
-        per = jnp.einsum("cid,jd->cij", u, u_full, precision=PRECISION)
-        # An all-zero block makes ablation a no-op: use the full similarities bit for bit.
+    def step(maps, head_params, blocks, pre, emb, zero_pairs):
+        change = _ablated_change(head_params, blocks, pre, maps, method)  # [c, n, D]
+        # Changes of the unit rows and of the correlations, computed from the change of the
+        # embeddings so that their rounding errors scale with the (small) effect of the
+        # ablation, not with the correlations (~0.9); plain dots suffice then.
+        u, du = unit_rows_change(emb[None], change)  # [c, n, D] each
+        # corr(E[i, k], e_j) - corr(e_i, e_j) = du_i . u_j. Even these dots of small changes
+        # need blocked sums: a plain XLA dot leaves ~6e-8 here (measured), i.e. ~7e-7 of
+        # per-image AIS; blocked: ~1e-8.
+        per = gram(du, u)
+        # u'_i.u'_j - u_i.u_j = du_i.u_j + du_j.u_i + du_i.du_j.
+        glob = per + jnp.swapaxes(per, 1, 2) + gram(du, du)
+        # An all-zero block makes ablation a no-op: its changes are 0, exactly.
         zero = zero_pairs[:, maps].T  # [c, n]
-        glob = jnp.where(zero[:, :, None] & zero[:, None, :], full[None], glob)
-        per = jnp.where(zero[:, :, None], full[None], per)
+        glob = jnp.where(zero[:, :, None] & zero[:, None, :], 0.0, glob)
+        per = jnp.where(zero[:, :, None], 0.0, per)
         return glob, per
 
-    glob, per = _over_map_chunks(
-        step, mesh, schedule, head_params, blocks, pre, u_full, full, zero_pairs
-    )
+    glob, per = _over_map_chunks(step, mesh, schedule, head_params, blocks, pre, emb, zero_pairs)
     return full, glob, per
 
 
@@ -398,7 +453,7 @@ def ablation_similarities(
       mesh: 1-D device mesh; None = all local devices. The maps are split over it.
 
     Returns:
-      `AblationSimilarities` (full ``[n, n]``, global_ ``[M, n, n]``, per_image
+      `AblationSimilarities` (full ``[n, n]``, global_delta ``[M, n, n]``, per_image_delta
       ``[n, M, n]``, zero_pairs ``[n, M]``).
     """
     blocks, dims, mesh, zero_pairs, live, schedule = _plan(
@@ -407,8 +462,9 @@ def ablation_similarities(
     full, glob, per = _similarities_kernel(
         head_params, blocks, schedule, jnp.asarray(zero_pairs), method=method, mesh=mesh
     )
-    # Maps zero in every image are not computed: their similarities are the full ones, exactly.
-    global_ = jnp.broadcast_to(full, (dims.maps, dims.n, dims.n)).at[live].set(glob[: live.size])
-    per_image = jnp.broadcast_to(full[:, None], (dims.n, dims.maps, dims.n))
-    per_image = per_image.at[:, live].set(jnp.swapaxes(per[: live.size], 0, 1))
-    return AblationSimilarities(full, global_, per_image, jnp.asarray(zero_pairs))
+    # Maps zero in every image are not computed: their changes are 0, exactly.
+    global_delta = jnp.zeros((dims.maps, dims.n, dims.n), full.dtype).at[live].set(
+        glob[: live.size])
+    per_image_delta = jnp.zeros((dims.n, dims.maps, dims.n), full.dtype).at[:, live].set(
+        jnp.swapaxes(per[: live.size], 0, 1))
+    return AblationSimilarities(full, global_delta, per_image_delta, jnp.asarray(zero_pairs))

@@ -32,7 +32,7 @@ from ais_jax.models.vgg16 import VGG16Trunk, pool_blocks
 log = logging.getLogger(__name__)
 
 # Bump when the cached arrays' meaning changes (e.g. a fix in the ablation kernels).
-ABLATION_CACHE_VERSION = 1
+ABLATION_CACHE_VERSION = 2  # 2: changes of the similarities, careful sums (#8)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ais_jax.ablation import AblationSimilarities
-from ais_jax.similarity import alignment, pearson
+from ais_jax.similarity import alignment_change, pearson_change
 
 
 def _check_human(human: jax.Array, n: int) -> jax.Array:
@@ -26,11 +26,10 @@ def _check_human(human: jax.Array, n: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("score",))
-def _global_ais(full, global_, human, *, score):
-    base = alignment(full, human, score)
-    ablated = alignment(global_, human, score)  # [M]
-    same = jnp.all(global_ == full[None], axis=(1, 2))
-    return jnp.where(same, 0.0, base - ablated)
+def _global_ais(full, global_delta, human, *, score):
+    # score(Z) - score(Z + dZ), from dZ: exact to the scale of the (small) change.
+    ais = -alignment_change(full, global_delta, human, score)  # [M]
+    return jnp.where(jnp.all(global_delta == 0, axis=(1, 2)), 0.0, ais)
 
 
 def global_ais(
@@ -54,7 +53,7 @@ def global_ais(
     """
     n = sims.full.shape[0]
     human = _check_human(human, n)
-    full, global_ = sims.full, sims.global_
+    full, global_delta = sims.full, sims.global_delta
     if images is not None:
         images = np.asarray(images)
         if images.ndim != 1 or images.size < 3 or images.min() < 0 or images.max() >= n:
@@ -62,24 +61,25 @@ def global_ais(
                 f"images must be >= 3 indices in [0, {n}), got shape {images.shape}"
             )
         full = full[np.ix_(images, images)]
-        global_ = global_[:, images][:, :, images]
+        global_delta = global_delta[:, images][:, :, images]
         human = human[np.ix_(images, images)]
-    return _global_ais(full, global_, human, score=score)
+    return _global_ais(full, global_delta, human, score=score)
 
 
 @jax.jit
-def _per_image_ais(full, per_image, human):
+def _per_image_ais(full, per_image_delta, human):
     n = full.shape[0]
     # others[i] = every j != i, in order: [n, n - 1]
     others = jnp.asarray(np.array([np.delete(np.arange(n), i) for i in range(n)]))
     rows = jnp.arange(n)[:, None]
     z_full = full[rows, others]  # [n, n-1]
     h = human[rows, others]  # [n, n-1]
-    z_abl = jnp.take_along_axis(per_image, others[:, None, :], axis=2)  # [n, M, n-1]
-    base = pearson(z_full, h)  # [n]
-    ablated = pearson(z_abl, jnp.broadcast_to(h[:, None], z_abl.shape))  # [n, M]
-    same = jnp.all(z_abl == z_full[:, None], axis=-1)
-    return jnp.where(same, 0.0, base[:, None] - ablated)
+    dz = jnp.take_along_axis(per_image_delta, others[:, None, :], axis=2)  # [n, M, n-1]
+    shape = dz.shape
+    # rho_i - rho_i^{not k}, from the change of row i: exact to the scale of the change.
+    ais = -pearson_change(jnp.broadcast_to(z_full[:, None], shape), dz,
+                          jnp.broadcast_to(h[:, None], shape))
+    return jnp.where(jnp.all(dz == 0, axis=-1), 0.0, ais)
 
 
 def per_image_ais(sims: AblationSimilarities, human: jax.Array) -> jax.Array:
@@ -92,4 +92,5 @@ def per_image_ais(sims: AblationSimilarities, human: jax.Array) -> jax.Array:
     Returns:
       ``[n, M]`` AIS, ``rho_i - rho_i^{not k}``.
     """
-    return _per_image_ais(sims.full, sims.per_image, _check_human(human, sims.full.shape[0]))
+    human = _check_human(human, sims.full.shape[0])
+    return _per_image_ais(sims.full, sims.per_image_delta, human)

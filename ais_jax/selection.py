@@ -26,7 +26,14 @@ from ais_jax.ablation import (
     head_dims,
 )
 from ais_jax.models.vgg16 import PRECISION
-from ais_jax.similarity import _check_score, alignment, corr_matrix, unit_rows
+from ais_jax.similarity import (
+    _check_score,
+    alignment,
+    blocked_sum,
+    corr_matrix,
+    shifted_gram,
+    unit_rows,
+)
 
 GREEDY_METHODS = ("incremental", "naive")
 
@@ -117,7 +124,10 @@ def _incremental_kernel(
             pre = acc[:, None] + jnp.einsum("tc,nco->nto", tril, contrib, precision=PRECISION)
             u = unit_rows(jax.nn.relu(_dense(jax.nn.relu(pre), head_params["fc7"])))
             u_all = jax.lax.all_gather(u, sharding.AXIS, axis=0, tiled=True)  # [n_pad, c, D]
-            rows = jnp.einsum("icd,jcd->cij", u, u_all, precision=PRECISION)  # [c, n_loc, n_pad]
+            # [c, n_loc, n_pad]: correlations less a constant per prefix, which the scores
+            # ignore; exact to the spread of the (highly correlated) rows, see `shifted_gram`.
+            ref = blocked_sum(u_all[:n], axis=0) / n  # [c, D]
+            rows = shifted_gram(jnp.swapaxes(u, 0, 1), jnp.swapaxes(u_all, 0, 1), ref)
             sim = jax.lax.all_gather(rows, sharding.AXIS, axis=1, tiled=True)[:, :n, :n]
             return pre[:, -1], _split_scores(sim, human_train, human_test, train, test, score)
 
@@ -162,7 +172,7 @@ def naive_prefix_scores(
     def one_prefix(size):
         keep = (rank < size).astype(blocks.dtype)  # [M]
         emb, _ = _plain_head(head_params, blocks * keep[None, :, None])
-        return _split_scores(corr_matrix(emb), human_train, human_test, train, test, score)
+        return _split_scores(corr_matrix(emb, shifted=True), human_train, human_test, train, test, score)
 
     return jax.lax.map(one_prefix, sizes, batch_size=chunk)
 
