@@ -252,7 +252,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         maps = row["heatmaps"]
         heat = [maps.original(i) for i in range(n)]
         recovery[(row["model"], "AIS")] = spatial_recovery(heat, masks)
-        uniform = hm.upsample_each(trunk_acts[row["model"]].mean(axis=-1), maps.sizes)  # all maps weighted 1/512
+        # The control: all 512 maps weighted 1/512, the same upsampling.
+        uniform = hm.upsample_each(trunk_acts[row["model"]].mean(axis=-1), maps.sizes)
         recovery[(row["model"], "uniform (control)")] = spatial_recovery(uniform, masks)
     seconds = time.perf_counter() - start
     text = "\n".join([
