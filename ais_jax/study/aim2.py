@@ -30,6 +30,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -93,7 +94,7 @@ class Aim2Config(StudyConfig):
             raise ValueError(f"--image_weight must be in [0, 1], got {self.image_weight}")
         if self.global_score not in ("r2", "rho"):
             raise ValueError(f"global_score must be 'r2' or 'rho', got {self.global_score!r}")
-        import matplotlib  # a bad colormap fails here, not after the heatmaps are computed
+        # A bad colormap fails here, not after the heatmaps are computed.
         if self.colormap not in matplotlib.colormaps:
             raise ValueError(f"--colormap: unknown matplotlib colormap {self.colormap!r}")
         super().validate()
