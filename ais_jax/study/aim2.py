@@ -344,6 +344,12 @@ def _f(x, digits: int = 2, fmt: str = "f") -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}{fmt}}"
 
 
+def _paper_match(c: dict) -> str:
+    if c["paper_match_median"] is None:
+        return "–"
+    return f"{c['paper_match_median']:.2f} ± {c['paper_match_sd']:.2f}"
+
+
 def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples: dict,
                      correlations: Sequence[dict]) -> str:
     """The run's summary: per-model descriptives, cross-model statistics beside the paper's."""
@@ -390,7 +396,7 @@ def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples
                 f"| {c['display_name']} | {_f(c['ks_mean_ais_statistic'])}, "
                 f"{_f(c['ks_mean_ais_p'], 2, 'g')} | {_f(c['ks_mad_statistic'])}, "
                 f"{_f(c['ks_mad_p'], 2, 'g')} | {_f(c['match_median'])} ± {_f(c['match_sd'])} "
-                f"| {_f(c['paper_match_median'])} ± {_f(c['paper_match_sd'])} "
+                f"| {_paper_match(c)} "
                 f"| {_f(c['match_entropy_r'])} | {_f(c['match_entropy_p'], 2, 'g')} "
                 f"| {_f(c['paper_match_entropy_r'])} |")
         lines.append("")
