@@ -111,8 +111,13 @@ def _run_key(item: StudyItem) -> str:
     # so a finished item is recognised without touching the cache.
     acts_key = activations.activation_key(item.model.checkpoint_sha256,
                                           item.dataset.image_paths, item.config.image_size)
+    cfg = item.config
+    # The overlay settings are part of the key so that changing them redraws the overlays.
     return resume.run_key(activations=acts_key, human=resume.digest(item.human),
-                          global_score=item.config.global_score, version=AIM2_FORMAT_VERSION)
+                          global_score=cfg.global_score, overlays=cfg.overlays,
+                          full_maps=cfg.full_maps == "all", full_dtype=cfg.full_dtype,
+                          colormap=cfg.colormap, image_weight=cfg.image_weight,
+                          version=AIM2_FORMAT_VERSION)
 
 
 def _overlay_ids(item: StudyItem) -> list[int]:
