@@ -119,8 +119,8 @@ def read_entry(path: Path, fields: Sequence[str]) -> dict[str, np.ndarray] | Non
     """A cache entry's arrays, or None when it is absent, unreadable or fails its digest."""
     if not path.exists():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
+    try:  # the file is opened here so that it is closed even when np.load fails
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             arrays = {f: z[f] for f in fields}
             recorded = str(z[_DIGEST_FIELD][()])
     except _READ_ERRORS as e:

@@ -211,10 +211,11 @@ def check_out_file(out: str | os.PathLike | None, *, flag: str = "--out",
 
 
 def error_message(e: BaseException) -> str:
+    """The one-line message of an expected error, naming the file of an `OSError` first."""
     text = str(e).strip()
-    if isinstance(e, OSError) and not isinstance(e, storage.WriteError) and e.filename \
-            and str(e.filename) not in text:
-        text = f"{e.filename}: {e.strerror or text}"
+    if isinstance(e, OSError) and e.filename and e.strerror and text.startswith("[Errno"):
+        # The OS's own "[Errno 2] No such file or directory: 'x'" reads better as "x: reason".
+        text = f"{e.filename}: {e.strerror}"
     return text or type(e).__name__
 
 

@@ -182,7 +182,7 @@ def list_images(image_dir: str | os.PathLike) -> tuple[Path, ...]:
     """
     paths, skipped = scan_images(image_dir)
     if skipped:
-        log.warning("%s: skipped %d entr%s that are not images: %s", image_dir, len(skipped),
+        log.warning("%s: %d entr%s skipped as not images: %s", image_dir, len(skipped),
                     "y" if len(skipped) == 1 else "ies", ", ".join(skipped))
     if not paths:
         found = f" (found only: {', '.join(skipped)})" if skipped else ""
@@ -281,9 +281,9 @@ def validate_matrix(
 
     Raises:
       ValueError: not square, size != n_images, non-finite off-diagonal entries, asymmetric
-        beyond tolerance without ``symmetrize``, or fewer than two distinct off-diagonal values
-        (constant or all zero: no correlation with it is defined); the message names
-        ``source``.
+        beyond tolerance without ``symmetrize``, or (from 3 images on) one value in every
+        off-diagonal entry (constant or all zero: no correlation with it is defined); the
+        message names ``source``.
     """
     h = np.array(matrix, dtype=np.float64)
     if h.ndim != 2 or h.shape[0] != h.shape[1]:
@@ -308,9 +308,10 @@ def validate_matrix(
         )
     np.fill_diagonal(h, np.where(np.isfinite(np.diag(h)), np.diag(h), 0.0))
     values = h[off_diagonal]
-    if values.size == 0 or np.all(values == values[0]):
-        what = "no off-diagonal entries" if values.size == 0 else (
-            "all zero" if values[0] == 0 else f"constant ({values[0]:g})")
+    # With one pair (two images) there is nothing to call constant; the analyses state how
+    # many images they need (e.g. `ais_jax.preflight.check_folds`).
+    if n_images >= 3 and np.all(values == values[0]):
+        what = "all zero" if values[0] == 0 else f"constant ({values[0]:g})"
         raise ValueError(
             f"{source}: the matrix's off-diagonal entries are {what}: a correlation with it is "
             "undefined. Is this the right file (not a placeholder or an identity matrix)?"
