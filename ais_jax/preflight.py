@@ -140,24 +140,25 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def _check_apart(out: Path, data: Iterable[str | os.PathLike | None], flag: str) -> None:
+def _check_apart(out: Path, data: Iterable[str | os.PathLike | None], flag: str,
+                 refuse_containing: bool = True) -> None:
     resolved = out.resolve()
     for d in data:
         if d is None:
             continue
         d_path = Path(d).expanduser()
-        folder = d_path if d_path.is_dir() else d_path.parent
+        folder = d_path.parent if d_path.is_file() else d_path
         folder = folder.resolve()
         if _inside(resolved, folder):
             raise UsageError(f"{flag}={out} lies inside the data folder {folder}: outputs there "
                              "would be read as data by the next run; choose another folder")
-        if _inside(folder, resolved):
+        if refuse_containing and _inside(folder, resolved):
             raise UsageError(f"{flag}={out} contains the data folder {folder}; choose an output "
                              "folder outside the data")
 
 
 def check_out_dir(out: str | os.PathLike | None, *, data: Iterable[str | os.PathLike | None] = (),
-                  flag: str = "--out") -> Path:
+                  flag: str = "--out", refuse_containing: bool = True) -> Path:
     """Checks an output folder before any work: a folder (or creatable), writable, apart.
 
     Nothing is created: a folder that does not exist yet is judged by its nearest existing
@@ -165,9 +166,13 @@ def check_out_dir(out: str | os.PathLike | None, *, data: Iterable[str | os.Path
 
     Args:
       out: the output folder.
-      data: input folders or files; ``out`` must neither lie inside one (its files would be
+      data: the folders whose files are read as data (image folders, a Peterson root; a
+        file stands for its folder); ``out`` must neither lie inside one (its files would be
         read as data next time) nor contain one.
       flag: the flag's name for messages.
+      refuse_containing: also refuse an ``out`` that contains a data folder (the command
+        line always does; a library caller that generates its data under ``out``, such as the
+        synthetic demo, passes False).
 
     Returns:
       ``out`` as a `Path` (``~`` expanded).
@@ -185,7 +190,7 @@ def check_out_dir(out: str | os.PathLike | None, *, data: Iterable[str | os.Path
     if not base.is_dir():
         raise storage.WriteError(path, f"{base} is a file, so {flag} cannot be created under it")
     _probe(base, f"{flag} ({base})" if base != path else flag)
-    _check_apart(path, data, flag)
+    _check_apart(path, data, flag, refuse_containing)
     return path
 
 
