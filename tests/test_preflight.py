@@ -89,8 +89,10 @@ def test_out_dir_checks(tmp_path):
         preflight.check_out_dir(tmp_path / "file" / "sub")
     with pytest.raises(preflight.UsageError, match=r"lies inside the data folder"):
         preflight.check_out_dir(data / "results", data=[data])
+    (data / "h.npy").write_bytes(b"")
     with pytest.raises(preflight.UsageError, match=r"lies inside the data folder"):
-        preflight.check_out_dir(data, data=[data / "h.npy"])  # a matrix file: its folder
+        preflight.check_out_dir(data, data=[data / "h.npy"])  # an existing file: its folder
+    (data / "h.npy").unlink()
     with pytest.raises(preflight.UsageError, match=r"contains the data folder"):
         preflight.check_out_dir(tmp_path, data=[data])
     with pytest.raises(preflight.UsageError, match=r"--out: an output folder is required"):
