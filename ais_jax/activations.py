@@ -174,6 +174,26 @@ def trunk_activations(trunk_params: dict, image_paths: Sequence[str | Path], *,
     return np.concatenate(out)
 
 
+def _activations_path(key: str) -> Path:
+    return storage.cache_dir() / "activations" / f"{key}.npz"
+
+
+def store_activations(weights_digest: str, image_paths: Sequence[str | Path], acts: np.ndarray,
+                      *, image_size: int = 224) -> Cached:
+    """Puts activations computed elsewhere into the cache, under the key `cached_activations`
+    would look up (e.g. a network built from its own activations, saved only afterwards).
+
+    Args:
+      weights_digest: ``tensors_sha256`` of the saved weights whose trunk computed ``acts``.
+      image_paths, image_size: as `cached_activations`.
+      acts: ``[n, h, w, 512]`` float32.
+    """
+    path = _activations_path(activation_key(weights_digest, image_paths, image_size))
+    acts = np.asarray(acts, np.float32)
+    write_entry(path, {"acts": acts})
+    return Cached(acts, path, False)
+
+
 def cached_activations(trunk_params: dict, weights_digest: str,
                        image_paths: Sequence[str | Path], *, image_size: int = 224,
                        batch_size: int = 8, desc: str = "trunk") -> Cached:
@@ -192,17 +212,16 @@ def cached_activations(trunk_params: dict, weights_digest: str,
     Raises:
       ais_jax.storage.WriteError: the cache cannot be written (named, with the OS reason).
     """
-    key = activation_key(weights_digest, image_paths, image_size)
-    path = storage.cache_dir() / "activations" / f"{key}.npz"
+    path = _activations_path(activation_key(weights_digest, image_paths, image_size))
     entry = read_entry(path, ("acts",))
     if entry is not None:
         log.info("activations: cache hit %s", path)
         return Cached(entry["acts"], path, True)
     acts = trunk_activations(trunk_params, image_paths, image_size=image_size,
                              batch_size=batch_size, desc=desc)
-    write_entry(path, {"acts": acts})
+    cached = store_activations(weights_digest, image_paths, acts, image_size=image_size)
     log.info("activations: computed and cached %s", path)
-    return Cached(acts, path, False)
+    return cached
 
 
 def cached_similarities(head_params: dict, blocks: np.ndarray, activations_key: str, *,

@@ -78,7 +78,8 @@ def test_folds_must_leave_three_test_images():
 def test_out_dir_checks(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    assert preflight.check_out_dir(tmp_path / "new" / "out", data=[data]) == tmp_path / "new" / "out"
+    new = tmp_path / "new" / "out"
+    assert preflight.check_out_dir(new, data=[data]) == new
     assert not (tmp_path / "new").exists()  # nothing is created by the check
     assert os.listdir(tmp_path) == ["data"]  # nor is the probe file left
     (tmp_path / "file").write_text("x")

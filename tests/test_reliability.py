@@ -340,7 +340,8 @@ def test_skipped_entries_are_listed_and_warned_about(tmp_path, caplog):
                        "sub/ (folder)")
     with caplog.at_level(logging.WARNING, logger="ais_jax.data.datasets"):
         assert datasets.list_images(folder) == paths
-    assert "5 entries skipped as not images" in caplog.text and "gone.jpg (broken link)" in caplog.text
+    assert "5 entries skipped as not images" in caplog.text
+    assert "gone.jpg (broken link)" in caplog.text
     np.save(tmp_path / "h.npy", np.arange(16.0).reshape(4, 4) + np.arange(16.0).reshape(4, 4).T)
     with pytest.raises(ValueError) as info:
         datasets.load_plain(folder, tmp_path / "h.npy", kind="similarity")

@@ -1,4 +1,4 @@
-"""Issue #11 on the shared study command line (experiments.aim1; aim2 and aim3 share its flags).
+"""Issue #11 on the shared study command line (experiments.aim1 and aim2; aim3 shares the flags).
 
 Every bad input below must end in one ``error: ...`` line naming the flag or the file, an exit
 status != 0 and nothing written, before any weights are read: the cache is empty, so a check
@@ -21,6 +21,7 @@ from absl import flags
 from ais_jax import demo, storage
 from experiments import _flags
 from experiments import aim1 as aim1_cli
+from experiments import aim2 as aim2_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,11 +35,11 @@ def plain(tmp_path, monkeypatch):
     return images, tmp_path / "sim.npy"
 
 
-def _run(capsys, *args: str) -> tuple[int, str]:
-    """``python -m experiments.aim1 ARGS`` in this process: (exit code, stderr)."""
+def _run(capsys, *args: str, cli=aim1_cli) -> tuple[int, str]:
+    """``python -m experiments.aim1 ARGS`` (or ``cli``) in this process: (exit code, stderr)."""
     try:
-        argv = flags.FLAGS(["aim1", *args])
-        code = aim1_cli.main(argv)
+        argv = flags.FLAGS(["aim", *args])
+        code = cli.main(argv)
     finally:
         flags.FLAGS.unparse_flags()
     return code, capsys.readouterr().err
@@ -104,6 +105,24 @@ def test_a_good_command_line_gets_as_far_as_the_weights(plain, tmp_path, capsys)
     assert got == 1
     _assert_one_error(err, "python -m weights_convert --model=ecoset")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra, code, needle", [
+    ([], 1, "--kind is required with --matrix"),
+    (["--kind=similarity", "oops"], 2, "'oops'"),
+    (["--kind=similarity", "--batch_size=0"], 1, "--batch_size must be at least 1"),
+])
+def test_aim2_shares_the_checks(plain, tmp_path, capsys, extra, code, needle):
+    images, matrix = plain
+    got, err = _run(capsys, f"--data_dir={images}", f"--matrix={matrix}",
+                    f"--out={tmp_path / 'out'}", *extra, cli=aim2_cli)
+    assert got == code, err
+    _assert_one_error(err, needle)
+    assert not (tmp_path / "out").exists()
+    got, err = _run(capsys, f"--data_dir={images}", f"--matrix={matrix}", "--kind=similarity",
+                    f"--out={images / 'aim2'}", cli=aim2_cli)
+    assert got == 2
+    _assert_one_error(err, "inside the data folder")
 
 
 def test_write_failures_are_one_line_through_the_shared_flags(capsys):

@@ -106,9 +106,9 @@ def file_ids(image_ids: Sequence[str]) -> list[str]:
 
 
 def _run_key(item: StudyItem) -> str:
-    # The activation key is a hash of checkpoint, images, preprocessing and size: cheap,
-    # so a finished item is recognised without touching the cache.
-    acts_key = activations.activation_key(item.model.checkpoint_sha256,
+    # The activation key is a hash of the weights' tensors, images, preprocessing and size:
+    # cheap, so a finished item is recognised without touching the cache.
+    acts_key = activations.activation_key(item.weights_sha256,
                                           item.dataset.image_paths, item.config.image_size)
     return resume.run_key(activations=acts_key, human=resume.digest(item.human),
                           global_score=item.config.global_score, version=AIM2_FORMAT_VERSION)

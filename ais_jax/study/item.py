@@ -57,14 +57,18 @@ class StudyItem:
         """Image file names in matrix order (ids beside every per-image output)."""
         return self.dataset.image_ids
 
+    @property
+    def weights_sha256(self) -> str:
+        """The verified digest of the model's tensors: the key of everything computed from
+        them (not the source checkpoint's sha256, so re-converted or damaged weights never
+        reuse entries of other tensors)."""
+        return self.model.metadata["tensors_sha256"]
+
     @functools.cached_property
     def activations(self) -> activations.Cached:
         """Trunk activations, value ``[n, h, w, 512]`` float32, from the cache when present."""
         return activations.cached_activations(
-            # Keyed by the verified digest of the tensors in use, not the source checkpoint's
-            # sha256: re-converted or damaged weights never reuse other tensors' entries.
-            self.model.params["trunk"], self.model.metadata["tensors_sha256"],
-            self.dataset.image_paths,
+            self.model.params["trunk"], self.weights_sha256, self.dataset.image_paths,
             image_size=self.config.image_size, batch_size=self.config.batch_size,
             desc=f"{self.tag} trunk")
 
