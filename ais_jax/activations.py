@@ -1,13 +1,20 @@
 """Trunk activations and ablation similarities of a dataset, computed once and cached on disk.
 
-Both depend only on the checkpoint, the image files, the preprocessing and the input size,
-never on the human matrix, so a cache entry is keyed by a hash of exactly those:
+Both depend only on the weights, the image files, the preprocessing and the input size, never
+on the human matrix, so a cache entry is keyed by a hash of exactly those:
 
-    cache_dir()/activations/<key>.npy     acts  [n, h, w, 512]
+    cache_dir()/activations/<key>.npz     acts [n, h, w, 512]
     cache_dir()/ablations/<key>.npz       full [n, n], global_ [512, n, n], per_image [n, 512, n]
 
-Changing any key part (another checkpoint, an edited or reordered image, a new preprocessing
-version, another size) gives a new key, so stale entries are never read.
+The weights are named by the digest of the tensors actually used (``tensors_sha256`` in the
+metadata `ais_jax.weights.load_vgg16` returns, verified when the file was read), not by the
+checkpoint they were converted from: re-converting, or a damaged file, can never reuse entries
+computed from other numbers. Changing any key part (other tensors, an edited, renamed or
+reordered image, a new preprocessing or cache format version, another size) gives a new key,
+so stale entries are never read.
+
+Each entry also stores the sha256 of its own arrays. An entry that cannot be read (truncated,
+corrupt) or does not match its digest is a cache miss: it is computed again and replaced.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +39,15 @@ from ais_jax.models.vgg16 import VGG16Trunk, pool_blocks
 
 log = logging.getLogger(__name__)
 
-# Bump when the cached arrays' meaning changes (e.g. a fix in the ablation kernels).
-ABLATION_CACHE_VERSION = 2  # 2: changes of the similarities, careful sums (#8)
+# Bump when the cached arrays' meaning or file layout changes (e.g. a fix in the ablation
+# kernels). 2: keyed by the weights' tensor digest; entries carry their own sha256.
+ACTIVATION_CACHE_VERSION = 2
+# 3: the similarities are stored as changes from the full ones, with careful sums (#8).
+ABLATION_CACHE_VERSION = 3
+
+_DIGEST_FIELD = "sha256"  # the entry's own digest, stored beside its arrays
+# What reading a damaged .npz raises (truncated zip, bad CRC, missing member, bad header).
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +82,57 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def activation_key(checkpoint_sha256: str, image_paths: Sequence[str | Path],
+def activation_key(weights_digest: str, image_paths: Sequence[str | Path],
                    image_size: int) -> str:
-    """Cache key of a dataset's trunk activations (and, derived from it, its ablations)."""
-    return cache_key(checkpoint=checkpoint_sha256, images=images_digest(image_paths),
-                     preprocess=PREPROCESS_VERSION, size=int(image_size))
+    """Cache key of a dataset's trunk activations (and, derived from it, its ablations).
+
+    Args:
+      weights_digest: ``metadata['tensors_sha256']`` of the weights (see the module docstring).
+      image_paths: the images, in dataset order.
+      image_size: shorter side after resizing.
+    """
+    if not isinstance(weights_digest, str) or not weights_digest:
+        raise ValueError(f"activation_key: weights_digest must be a non-empty string (the "
+                         f"weights' metadata['tensors_sha256']), got {weights_digest!r}")
+    return cache_key(weights=weights_digest, images=images_digest(image_paths),
+                     preprocess=PREPROCESS_VERSION, size=int(image_size),
+                     format=ACTIVATION_CACHE_VERSION)
+
+
+def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def write_entry(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Writes a cache entry (arrays + their sha256) atomically as one ``.npz``."""
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    with storage.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays, **{_DIGEST_FIELD: np.array(_arrays_digest(arrays))})
+
+
+def read_entry(path: Path, fields: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """A cache entry's arrays, or None when it is absent, unreadable or fails its digest."""
+    if not path.exists():
+        return None
+    try:  # the file is opened here so that it is closed even when np.load fails
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+            arrays = {f: z[f] for f in fields}
+            recorded = str(z[_DIGEST_FIELD][()])
+    except _READ_ERRORS as e:
+        log.warning("cache entry %s is unreadable (%s: %s); computing it again", path,
+                    type(e).__name__, e)
+        return None
+    if _arrays_digest(arrays) != recorded:
+        log.warning("cache entry %s does not match its recorded digest; computing it again",
+                    path)
+        return None
+    return arrays
 
 
 @jax.jit
@@ -99,6 +160,8 @@ def trunk_activations(trunk_params: dict, image_paths: Sequence[str | Path], *,
     Returns:
       acts ``[n, h, w, 512]`` float32, post-ReLU conv5_3.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
     paths = list(image_paths)
     out = []
     for start in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch"):
@@ -112,24 +175,54 @@ def trunk_activations(trunk_params: dict, image_paths: Sequence[str | Path], *,
     return np.concatenate(out)
 
 
-def cached_activations(trunk_params: dict, checkpoint_sha256: str,
+def _activations_path(key: str) -> Path:
+    return storage.cache_dir() / "activations" / f"{key}.npz"
+
+
+def store_activations(weights_digest: str, image_paths: Sequence[str | Path], acts: np.ndarray,
+                      *, image_size: int = 224) -> Cached:
+    """Puts activations computed elsewhere into the cache, under the key `cached_activations`
+    would look up (e.g. a network built from its own activations, saved only afterwards).
+
+    Args:
+      weights_digest: ``tensors_sha256`` of the saved weights whose trunk computed ``acts``.
+      image_paths, image_size: as `cached_activations`.
+      acts: ``[n, h, w, 512]`` float32.
+    """
+    path = _activations_path(activation_key(weights_digest, image_paths, image_size))
+    acts = np.asarray(acts, np.float32)
+    write_entry(path, {"acts": acts})
+    return Cached(acts, path, False)
+
+
+def cached_activations(trunk_params: dict, weights_digest: str,
                        image_paths: Sequence[str | Path], *, image_size: int = 224,
                        batch_size: int = 8, desc: str = "trunk") -> Cached:
     """`trunk_activations`, read from the cache when this exact input was seen before.
 
+    Args:
+      trunk_params: the ``'trunk'`` subtree of the VGG-16 parameters.
+      weights_digest: the digest of the weights ``trunk_params`` come from: pass
+        ``metadata['tensors_sha256']`` of `ais_jax.weights.load_vgg16` (for weights made in
+        memory, any string that changes whenever their values do).
+      image_paths, image_size, batch_size, desc: as `trunk_activations`.
+
     Returns:
       `Cached` with value acts ``[n, h, w, 512]``; its key is ``path.stem``.
+
+    Raises:
+      ais_jax.storage.WriteError: the cache cannot be written (named, with the OS reason).
     """
-    key = activation_key(checkpoint_sha256, image_paths, image_size)
-    path = storage.cache_dir() / "activations" / f"{key}.npy"
-    if path.exists():
+    path = _activations_path(activation_key(weights_digest, image_paths, image_size))
+    entry = read_entry(path, ("acts",))
+    if entry is not None:
         log.info("activations: cache hit %s", path)
-        return Cached(np.load(path), path, True)
+        return Cached(entry["acts"], path, True)
     acts = trunk_activations(trunk_params, image_paths, image_size=image_size,
                              batch_size=batch_size, desc=desc)
-    storage.write_npy(path, acts)
+    cached = store_activations(weights_digest, image_paths, acts, image_size=image_size)
     log.info("activations: computed and cached %s", path)
-    return Cached(acts, path, False)
+    return cached
 
 
 def cached_similarities(head_params: dict, blocks: np.ndarray, activations_key: str, *,
@@ -137,25 +230,27 @@ def cached_similarities(head_params: dict, blocks: np.ndarray, activations_key: 
     """Ablation similarity matrices of a dataset, cached beside its activations.
 
     Args:
-      head_params: the ``'head'`` subtree of the VGG-16 parameters.
+      head_params: the ``'head'`` subtree of the same weights as the activations.
       blocks: ``[n, 512, 49]`` pooled fc6 inputs of the dataset's activations.
-      activations_key: the activations' cache key (checkpoint, images, preprocessing, size).
+      activations_key: the activations' cache key, ``cached_activations(...).path.stem``
+        (it covers the weights' tensor digest, so the head is keyed too).
       chunk_maps: maps per ablation step (memory/speed trade-off; None = the default).
 
     Returns:
       `Cached` with value `ais_jax.ablation.AblationSimilarities` (numpy arrays).
+
+    Raises:
+      ais_jax.storage.WriteError: the cache cannot be written (named, with the OS reason).
     """
     key = cache_key(activations=activations_key, version=ABLATION_CACHE_VERSION)
     path = storage.cache_dir() / "ablations" / f"{key}.npz"
     fields = AblationSimilarities._fields
-    if path.exists():
+    entry = read_entry(path, fields)
+    if entry is not None:
         log.info("ablation similarities: cache hit %s", path)
-        with np.load(path) as z:
-            return Cached(AblationSimilarities(**{f: z[f] for f in fields}), path, True)
+        return Cached(AblationSimilarities(**entry), path, True)
     sims = ablation_similarities(head_params, jnp.asarray(blocks), chunk_maps=chunk_maps)
     arrays = {f: np.asarray(getattr(sims, f)) for f in fields}
-    with storage.atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    write_entry(path, arrays)
     log.info("ablation similarities: computed and cached %s", path)
     return Cached(AblationSimilarities(**arrays), path, False)

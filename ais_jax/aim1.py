@@ -26,7 +26,7 @@ import numpy as np
 import scipy.stats
 from tqdm.auto import tqdm
 
-from ais_jax import crossval, figures, paper, storage
+from ais_jax import crossval, figures, paper, preflight, storage
 from ais_jax.ais import global_ais
 from ais_jax.crossval import Fold
 from ais_jax.report.tables import csv_text, json_floats
@@ -73,7 +73,11 @@ class Aim1Config(StudyConfig):
         super().validate()
 
     def min_images(self) -> tuple[int, str]:
-        return 2 * self.folds, f"{self.folds} folds"
+        # Every test fold needs MIN_TEST_IMAGES images (3 pairs) for a correlation.
+        fewest = preflight.MIN_TEST_IMAGES * self.folds
+        return fewest, (f"--folds={self.folds}: each test fold needs at least "
+                        f"{preflight.MIN_TEST_IMAGES} images, so {fewest} images in all; use "
+                        "fewer folds")
 
 
 # ---------------------------------------------------------------------------------------------

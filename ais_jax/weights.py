@@ -4,10 +4,17 @@ The format: a safetensors file whose tensor names are the Flax parameter paths j
 (``trunk/conv1_1/kernel``, ``head/fc6/kernel``, ...) in Flax layout, float32, with string
 metadata recording where the weights came from (`save_params`). Files are made by
 ``python -m weights_convert`` (which needs torch); reading them here does not.
+
+Integrity: `save_params` records ``tensors_sha256`` (`tensors_digest` of the tensors written)
+in the metadata and `load_params` recomputes it from the tensors it read, so a file damaged
+after conversion (flipped bytes, a partial copy) is refused by name. The same digest identifies
+the weights in every cache key (`ais_jax.activations`): it changes whenever the tensors do,
+e.g. after re-converting with ``--force``, while ``source_sha256`` names only the checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Mapping
@@ -22,13 +29,15 @@ from ais_jax import __version__, storage
 from ais_jax.models import vgg16
 
 # Bump when the layout of the saved parameters changes; older files must then be re-converted.
-FORMAT_VERSION = "1"
+# 2: metadata records tensors_sha256.
+FORMAT_VERSION = "2"
 
 VGG16_MODELS = ("imagenet", "ecoset")  # the two VGG-16 checkpoints of SPEC §1
 MODELS = VGG16_MODELS + ("transalnet_dense",)
 
-# Metadata every converted file carries (`save_params` adds the last two itself).
-REQUIRED_METADATA = ("model", "source_file", "source_sha256", "format_version", "ais_jax_version")
+# Metadata every converted file carries (`save_params` adds the last three itself).
+REQUIRED_METADATA = ("model", "source_file", "source_sha256", "format_version", "ais_jax_version",
+                     "tensors_sha256")
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -43,6 +52,32 @@ def flat_shapes(tree: Mapping) -> dict[str, tuple[int, ...]]:
     """
     flat = traverse_util.flatten_dict(dict(tree), sep="/")
     return {k: tuple(v.shape) for k, v in flat.items()}
+
+
+def tensors_digest(flat: Mapping[str, np.ndarray]) -> str:
+    """sha256 hex digest of named tensors: names, dtypes, shapes and bytes, in name order.
+
+    Independent of the file's layout (header order, metadata), so it names exactly the numbers
+    a model computes with.
+
+    Args:
+      flat: ``'trunk/conv1_1/kernel' -> array`` (`save_params` and `load_params` use the
+        flattened names of the parameter tree).
+    """
+    h = hashlib.sha256()
+    for name in sorted(flat):
+        a = np.ascontiguousarray(flat[name])
+        header = f"{name}\0{a.dtype.str}\0{a.shape}\0".encode()
+        h.update(len(header).to_bytes(8, "little") + header)
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _reconvert_hint(metadata: Mapping[str, str]) -> str:
+    model = metadata.get("model", "MODEL")
+    source = metadata.get("source_file") or "/path/to/checkpoint.pth"
+    return (f"convert the checkpoint again: python -m weights_convert --model={model} "
+            f"--src={source} --force (plus the same --out, if one was used)")
 
 
 def weights_path(model: str) -> Path:
@@ -68,21 +103,30 @@ def save_params(
       path: the output file.
       params: nested dict of arrays (Flax layout).
       metadata: string metadata, at least ``model``, ``source_file`` and ``source_sha256``;
-        ``format_version`` and ``ais_jax_version`` are added.
+        ``format_version``, ``ais_jax_version`` and ``tensors_sha256`` are added.
 
     Returns:
       The metadata as written.
+
+    Raises:
+      ais_jax.storage.WriteError: the file cannot be written (named, with the OS reason);
+        nothing is left under ``path`` then.
     """
     path = Path(path)
     meta = {str(k): str(v) for k, v in metadata.items()}
     meta.update(format_version=FORMAT_VERSION, ais_jax_version=__version__)
+    flat = traverse_util.flatten_dict(dict(params), sep="/")
+    tensors = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in flat.items()}
+    meta["tensors_sha256"] = tensors_digest(tensors)
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ValueError(f"{path}: metadata lacks {', '.join(missing)}")
-    flat = traverse_util.flatten_dict(dict(params), sep="/")
-    tensors = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in flat.items()}
     with storage.atomic_path(path) as tmp:
-        safetensors.numpy.save_file(tensors, str(tmp), metadata=meta)
+        try:
+            safetensors.numpy.save_file(tensors, str(tmp), metadata=meta)
+        except safetensors.SafetensorError as e:  # its I/O errors are not OSErrors
+            raise storage.WriteError(
+                path, str(e).removeprefix("Error while serializing: ")) from e
     return meta
 
 
@@ -93,11 +137,13 @@ def load_params(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
       path: a converted ``.safetensors`` file.
 
     Returns:
-      ``(params, metadata)``: the nested dict of float32 NumPy arrays, and the string metadata.
+      ``(params, metadata)``: the nested dict of float32 NumPy arrays, and the string metadata
+      (``metadata['tensors_sha256']``: the verified `tensors_digest` of ``params``).
 
     Raises:
       FileNotFoundError: if ``path`` does not exist.
-      ValueError: naming the file, if it is not a readable ais_jax weights file of this format.
+      ValueError: naming the file, if it is not a readable ais_jax weights file of this format,
+        or its tensors do not match the digest recorded at conversion (a damaged file).
     """
     path = Path(path)
     if not path.is_file():
@@ -106,22 +152,28 @@ def load_params(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
         with safetensors.safe_open(str(path), framework="numpy") as f:
             metadata = dict(f.metadata() or {})
             flat = {k: f.get_tensor(k) for k in f.keys()}
-    except safetensors.SafetensorError as e:
+    except (safetensors.SafetensorError, OSError) as e:
         raise ValueError(
             f"{path}: not a readable safetensors weights file (truncated or corrupt?): {e}. "
             "Convert the checkpoint again with `python -m weights_convert`."
         ) from e
+    if "format_version" in metadata and metadata["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: weights format version {metadata['format_version']}, but this ais_jax "
+            f"({__version__}) reads version {FORMAT_VERSION}; " + _reconvert_hint(metadata)
+        )
     missing = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing:
         raise ValueError(
             f"{path}: not an ais_jax weights file (its metadata lacks {', '.join(missing)}); "
             "make one with `python -m weights_convert`"
         )
-    if metadata["format_version"] != FORMAT_VERSION:
+    digest = tensors_digest(flat)
+    if digest != metadata["tensors_sha256"]:
         raise ValueError(
-            f"{path}: weights format version {metadata['format_version']}, but this ais_jax "
-            f"({__version__}) reads version {FORMAT_VERSION}; convert the checkpoint again with "
-            f"`python -m weights_convert --model={metadata['model']} ... --force`"
+            f"{path}: the file is damaged: its tensors have sha256 {digest}, not the "
+            f"{metadata['tensors_sha256']} recorded when it was converted; "
+            + _reconvert_hint(metadata)
         )
     return traverse_util.unflatten_dict(flat, sep="/"), metadata
 
@@ -188,7 +240,9 @@ def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[
     Returns:
       ``(params, metadata)``: ``params`` is ``{'trunk': ..., 'head': ...}`` as JAX arrays, ready
       for ``VGG16(num_classes).apply({'params': params}, images)``; ``metadata['num_classes']``
-      is the number of classes (a string, as all safetensors metadata).
+      is the number of classes (a string, as all safetensors metadata);
+      ``metadata['tensors_sha256']`` is the verified digest of ``params``, the key under which
+      caches (`ais_jax.activations`) keep what these weights computed.
 
     Raises:
       MissingWeightsError: if the weights were not converted yet (the message says how).

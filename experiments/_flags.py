@@ -7,10 +7,11 @@ shared part of their config with `study_kwargs`. Each entry point defines only i
 
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
 from absl import app, flags
+
+from ais_jax import preflight
 
 FLAGS = flags.FLAGS
 
@@ -23,8 +24,9 @@ flags.DEFINE_string("data_dir", None, "Peterson root (<root>/<category>/images, 
 flags.DEFINE_list("datasets", None, "Peterson categories to run (default: all six).")
 flags.DEFINE_string("matrix", None, "Plain dataset: n x n .npy/.csv matrix of the images in "
                     "--data_dir, sorted by file name.")
-flags.DEFINE_enum("kind", "similarity", ["similarity", "dissimilarity"],
-                  "Whether --matrix holds similarities or dissimilarities (sign-flipped).")
+flags.DEFINE_enum("kind", None, ["similarity", "dissimilarity"],
+                  "Required with --matrix: whether it holds similarities or dissimilarities "
+                  "(sign-flipped). Never guessed: a wrong kind flips the sign of every score.")
 flags.DEFINE_string("name", None, "Plain dataset: its name (default: the folder's name).")
 flags.DEFINE_bool("symmetrize", False, "Average the human matrix with its transpose.")
 flags.DEFINE_string("out", None, "Results directory (default: results/<aim>, or the demo's).")
@@ -57,20 +59,41 @@ def study_kwargs(default_out: str) -> dict:
 
     Raises:
       app.UsageError: --data_dir missing, or --weights with --model=both.
+      ais_jax.preflight.UsageError: --out inside or around the data.
+      ais_jax.storage.WriteError: --out is a file or not writable.
     """
     if FLAGS.data_dir is None:
         raise app.UsageError(DATA_HELP)
+    out = FLAGS.out or default_out
+    # Before anything is loaded: an --out inside the data (its files would be read as images
+    # next time) or around it, a file, or not writable.
+    preflight.check_out_dir(out, data=[FLAGS.data_dir])
     return dict(
-        out=FLAGS.out or default_out, data_dir=FLAGS.data_dir, models=models(),
+        out=out, data_dir=FLAGS.data_dir, models=models(),
         datasets=tuple(FLAGS.datasets) if FLAGS.datasets else None, matrix=FLAGS.matrix,
         kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
         batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps)
 
 
 def report_errors(fn: Callable[[], int | None]) -> int:
-    """Runs ``fn``; bad input (FileNotFoundError/ValueError) becomes ``error: ...``, exit 1."""
-    try:
-        return fn() or 0
-    except (FileNotFoundError, ValueError) as e:  # bad input: say what and how, exit != 0
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    """Runs ``fn``; bad input or a failed read/write becomes one line ``error: ...``.
+
+    The mapping of `ais_jax.preflight.run_cli`: exit 2 for a bad command line, 1 for bad input
+    (ValueError, FileNotFoundError, MissingWeightsError) or a failed write (WriteError), 130
+    for Ctrl-C; never a traceback for those.
+    """
+    return preflight.run_cli(lambda argv: fn())([])
+
+
+def entry_point(fn: Callable[[], int | None]) -> Callable[[list[str]], int]:
+    """The absl ``main(argv)`` of an experiments/ command whose work is ``fn()``.
+
+    Refuses arguments absl did not parse (a stray word would otherwise run with defaults),
+    then runs ``fn`` under `report_errors`. Use: ``app.run(_flags.entry_point(run))``.
+    """
+    def main(argv: list[str]) -> int:
+        def checked() -> int | None:
+            preflight.refuse_leftovers(argv)
+            return fn()
+        return report_errors(checked)
+    return main

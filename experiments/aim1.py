@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
-from ais_jax import aim1, crossval, demo
+from ais_jax import aim1, crossval, demo, preflight
 from experiments import _flags
 
 FLAGS = flags.FLAGS
@@ -33,13 +33,15 @@ DEMO_IMAGES = 60
 def _config() -> aim1.Aim1Config:
     return aim1.Aim1Config(
         **_flags.study_kwargs("results/aim1"), folds=FLAGS.folds,
-        seeds=tuple(int(s) for s in FLAGS.seeds), score=FLAGS.score)
+        seeds=preflight.int_list(FLAGS.seeds, "--seeds"), score=FLAGS.score)
 
 
 def _run() -> int:
     if FLAGS.demo:
+        preflight.check_positive(FLAGS.batch_size, "--batch_size")
+        out = preflight.check_out_dir(FLAGS.out or "results/demo")
         result = demo.run_demo(demo.DemoConfig(
-            out=FLAGS.out or "results/demo", n_images=FLAGS.demo_images or DEMO_IMAGES,
+            out=str(out), n_images=FLAGS.demo_images or DEMO_IMAGES,
             planted=FLAGS.demo_planted, batch_size=FLAGS.batch_size))
         print(result["text"])
     else:
@@ -50,9 +52,7 @@ def _run() -> int:
     return 0
 
 
-def main(argv):
-    del argv
-    return _flags.report_errors(_run)
+main = _flags.entry_point(_run)
 
 
 if __name__ == "__main__":

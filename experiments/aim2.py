@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from ais_jax import preflight
 from ais_jax.study import aim2, aim2_demo
 from experiments import _flags
 
@@ -52,8 +53,10 @@ def _config() -> aim2.Aim2Config:
 def _run() -> int:
     if FLAGS.demo:
         kwargs = {"n_images": FLAGS.demo_images} if FLAGS.demo_images else {}
+        preflight.check_positive(FLAGS.batch_size, "--batch_size")
+        out = preflight.check_out_dir(FLAGS.out or "results/demo_aim2")
         result = aim2_demo.run_demo(aim2_demo.DemoConfig(
-            out=FLAGS.out or "results/demo_aim2", batch_size=FLAGS.batch_size, **kwargs))
+            out=str(out), batch_size=FLAGS.batch_size, **kwargs))
         print(result["text"])
     else:
         result = aim2.run_aim2(_config())
@@ -62,9 +65,7 @@ def _run() -> int:
     return 0
 
 
-def main(argv):
-    del argv
-    return _flags.report_errors(_run)
+main = _flags.entry_point(_run)
 
 
 if __name__ == "__main__":

@@ -29,21 +29,29 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from ais_jax import ablation, selection, storage
+from ais_jax import ablation, preflight, selection, storage
 from ais_jax.models import vgg16
 
 _N = flags.DEFINE_integer("n", 120, "images in the synthetic dataset (>= 15: the greedy "
                             "timing needs 3 test images)", lower_bound=15)
 _OUT = flags.DEFINE_string("out", "bench.json", "where to write the JSON results")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of the random weights and activations")
-_REPEATS = flags.DEFINE_integer("repeats", 2, "timed runs after the warm-up (best is reported)")
-_TORCH_IMAGES = flags.DEFINE_integer("torch_images", 1, "images timed in the PyTorch loop")
-_TORCH_MAPS = flags.DEFINE_integer("torch_maps", 64, "maps per image timed in the PyTorch loop")
-_VMAP_IMAGES = flags.DEFINE_integer("vmap_images", 8, "images timed on the vmap path")
-_NAIVE_PREFIXES = flags.DEFINE_integer("naive_prefixes", 8, "prefixes timed on naive greedy")
-_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 4096, "size of the square matmul probe")
-_SPARSITY = flags.DEFINE_float("sparsity", 0.8, "fraction of zero activations (conv5_3-like)")
-_DEAD_MAPS = flags.DEFINE_integer("dead_maps", 0, "maps set to zero in every image (skipped)")
+_REPEATS = flags.DEFINE_integer("repeats", 2, "timed runs after the warm-up (best is reported)",
+                                lower_bound=1)
+_TORCH_IMAGES = flags.DEFINE_integer("torch_images", 1, "images timed in the PyTorch loop",
+                                     lower_bound=1)
+_TORCH_MAPS = flags.DEFINE_integer("torch_maps", 64, "maps per image timed in the PyTorch loop",
+                                   lower_bound=1, upper_bound=512)
+_VMAP_IMAGES = flags.DEFINE_integer("vmap_images", 8, "images timed on the vmap path",
+                                    lower_bound=1)
+_NAIVE_PREFIXES = flags.DEFINE_integer("naive_prefixes", 8, "prefixes timed on naive greedy",
+                                       lower_bound=1, upper_bound=512)
+_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 4096, "size of the square matmul probe",
+                                    lower_bound=1)
+_SPARSITY = flags.DEFINE_float("sparsity", 0.8, "fraction of zero activations (conv5_3-like)",
+                               lower_bound=0.0, upper_bound=1.0)
+_DEAD_MAPS = flags.DEFINE_integer("dead_maps", 0, "maps set to zero in every image (skipped)",
+                                  lower_bound=0, upper_bound=511)
 _SKIP_TORCH = flags.DEFINE_bool("skip_torch", False, "skip the PyTorch loop baseline")
 
 
@@ -247,7 +255,8 @@ def format_table(res: dict) -> str:
 
 
 def main(argv):
-    del argv
+    preflight.refuse_leftovers(argv)
+    preflight.check_out_file(_OUT.value)  # before the benchmark, not after it
     res = run(_N.value)
     print(format_table(res))
     storage.write_json(_OUT.value, res)
@@ -255,4 +264,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(preflight.run_cli(main))

@@ -10,11 +10,9 @@ interrupted run resumes.
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
 
-from ais_jax import saliency
+from ais_jax import preflight, saliency
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of images (or one holding images/).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the .npy maps.")
@@ -26,17 +24,14 @@ flags.mark_flags_as_required(["data_dir", "out"])
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        saliency.image_paths(_DATA_DIR.value)  # a bad folder fails before loading weights
-        params, meta = saliency.load_transalnet(_WEIGHTS.value)
-        run = saliency.write_saliency_maps(
-            _DATA_DIR.value, _OUT.value, params, weights_sha256=meta["source_sha256"],
-            batch_size=_BATCH_SIZE.value)
-    except (OSError, ValueError) as e:  # user-facing failures, each naming its file
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    preflight.refuse_leftovers(argv)
+    # Every check that the inputs allow, before the weights are read.
+    saliency.image_paths(_DATA_DIR.value)
+    out = preflight.check_out_dir(_OUT.value, data=[_DATA_DIR.value])
+    params, meta = saliency.load_transalnet(_WEIGHTS.value)
+    run = saliency.write_saliency_maps(
+        _DATA_DIR.value, out, params, weights_sha256=meta["source_sha256"],
+        batch_size=_BATCH_SIZE.value)
     changed = f" ({len(run.changed)} of them for changed images)" if run.changed else ""
     print(f"{len(run.image_ids)} images: {len(run.computed)} saliency maps written to "
           f"{_OUT.value}{changed}, {len(run.skipped)} already there (weights: "
@@ -48,4 +43,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(preflight.run_cli(main))

@@ -21,7 +21,7 @@ def _demo_config(result: dict, out: Path) -> aim1.Aim1Config:
     data = Path(result["out"]) / "demo_data"
     return aim1.Aim1Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
-        name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
+        kind="similarity", name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
         folds=SMALL_DEMO["folds"], seeds=SMALL_DEMO["seeds"], image_size=SMALL_DEMO["image_size"],
         batch_size=SMALL_DEMO["batch_size"])
 
@@ -119,7 +119,7 @@ def plain_data(tmp_path):
 
 def _plain_config(images, matrix_path, out, **kw):
     return aim1.Aim1Config(out=str(out), data_dir=str(images), matrix=str(matrix_path),
-                           models=(("ecoset", "ecoset"),), folds=2, **kw)
+                           kind="similarity", models=(("ecoset", "ecoset"),), folds=2, **kw)
 
 
 def test_mismatched_matrix_size_fails_cleanly(plain_data, tmp_path):

@@ -24,7 +24,7 @@ def _config(first: dict, out: Path, models=None, **kw) -> aim2.Aim2Config:
     ckpt = str(first["checkpoint"])
     return aim2.Aim2Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
-        name="synthetic", models=models or (("synthetic", ckpt),),
+        kind="similarity", name="synthetic", models=models or (("synthetic", ckpt),),
         image_size=SMALL_DEMO["image_size"], batch_size=SMALL_DEMO["batch_size"], **kw)
 
 
@@ -48,7 +48,8 @@ def test_aim2_after_aim1_reuses_the_cache_and_resumes(tmp_path_factory, tmp_path
     sims = first["cache"] / "ablations"
     with np.load(next(sims.iterdir())) as z:
         from ais_jax.ablation import AblationSimilarities
-        ref = per_image_ais(AblationSimilarities(**{f: z[f] for f in z.files}),
+        fields = AblationSimilarities._fields  # the entry also holds its own sha256
+        ref = per_image_ais(AblationSimilarities(**{f: z[f] for f in fields}),
                             np.load(Path(first["out"]) / "demo_data" / "similarity.npy"))
     np.testing.assert_allclose(ais, np.asarray(ref), rtol=0, atol=0)
     assert sorted(p.name for p in (folder / "overlays").iterdir()) == [
@@ -97,7 +98,8 @@ def test_bad_input_fails_before_anything_is_written(tmp_path_factory, tmp_path, 
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.aim2", "--model=imagenet",
          f"--data_dir={data / 'images'}", f"--matrix={data / 'similarity.npy'}",
-         f"--out={tmp_path / 'cli'}"], cwd=REPO, env=env, capture_output=True, text=True,
+         "--kind=similarity", f"--out={tmp_path / 'cli'}"], cwd=REPO, env=env,
+        capture_output=True, text=True,
         timeout=300)
     assert proc.returncode != 0
     assert "error: " in proc.stderr and "Traceback" not in proc.stderr

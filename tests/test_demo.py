@@ -89,7 +89,8 @@ def test_cli_without_weights_fails_cleanly_and_writes_nothing(tmp_path_factory, 
     env = {**os.environ, storage.CACHE_ENV: str(tmp_path / "empty_cache")}
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.aim1", "--model=ecoset",
-         f"--data_dir={data / 'images'}", f"--matrix={data / 'similarity.npy'}", f"--out={out}"],
+         f"--data_dir={data / 'images'}", f"--matrix={data / 'similarity.npy'}",
+         "--kind=similarity", f"--out={out}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "python -m weights_convert --model=ecoset" in proc.stderr

@@ -14,7 +14,7 @@ import sys
 
 from absl import app, flags
 
-from ais_jax import weights
+from ais_jax import preflight, storage, weights
 from weights_convert import checkpoint
 from weights_convert.download import SOURCES, fetch_checkpoint
 
@@ -49,7 +49,11 @@ def run(model: str, *, src: str | None = None, download: bool = False,
         print(f"error: {TRANSALNET_HINT}", file=sys.stderr)
         return 1
     try:
+        flag = "--out" if out is not None else f"the weights cache (${storage.CACHE_ENV})"
         out = checkpoint.output_path(model, out, force=force)
+        preflight.check_out_file(out, flag=flag)  # before reading (or downloading) 0.5 GB
+        if src is not None:
+            checkpoint.sniff_checkpoint(_readable(src))
         src = fetch_checkpoint(model) if download else src
         path, meta, num_tensors = checkpoint.convert_checkpoint(model, src, out, force=force)
     except checkpoint.CheckpointError as e:
@@ -57,8 +61,8 @@ def run(model: str, *, src: str | None = None, download: bool = False,
         hint = f"\ndelete {src} and rerun with --download" if download else ""
         print(f"error: {e}{hint}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, ImportError) as e:  # every user-facing failure; see Raises
-        print(f"error: {e}", file=sys.stderr)
+    except preflight.EXPECTED_ERRORS as e:  # every user-facing failure; see Raises
+        print(f"error: {preflight.error_message(e)}", file=sys.stderr)
         return 1
     classes = f", {meta['num_classes']} classes" if "num_classes" in meta else ""
     print(
@@ -75,6 +79,20 @@ def run(model: str, *, src: str | None = None, download: bool = False,
     return 0
 
 
+def _readable(src: str) -> str:
+    """``src`` if it is a readable file; else FileNotFoundError / ValueError naming --src."""
+    try:
+        with open(src, "rb"):
+            pass
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--src={src}: no such checkpoint file") from None
+    except IsADirectoryError:
+        raise ValueError(f"--src={src}: is a folder; pass the checkpoint file") from None
+    except OSError as e:
+        raise ValueError(f"--src={src}: cannot read it ({e.strerror or e})") from None
+    return src
+
+
 def define_flags() -> None:
     """The command-line flags; defined only when run as a program, so importing is harmless."""
     flags.DEFINE_enum("model", None, list(weights.MODELS),
@@ -88,8 +106,7 @@ def define_flags() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    preflight.refuse_leftovers(argv)
     f = flags.FLAGS
     if f.model is None:  # rather than absl's bare "flag --model must have a value"
         print(USAGE.format(models=", ".join(weights.MODELS)), file=sys.stderr)
@@ -99,4 +116,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(preflight.run_cli(main))

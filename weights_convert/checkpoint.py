@@ -29,6 +29,79 @@ _CORRUPT_FILE_ERRORS = (RuntimeError, OSError, EOFError, struct.error, IndexErro
                         ValueError)
 
 
+# How every torch.save file begins: a zip archive (PyTorch >= 1.6) or a pickle of protocol >= 2
+# (the legacy format). Very old tar-format files carry "ustar" at byte 257.
+CHECKPOINT_MAGICS = (b"PK\x03\x04", b"\x80")
+_TAR_MAGIC_AT = (257, b"ustar")
+_SNIFF_BYTES = 512
+
+# What other files begin with, for a message that says what a file is instead of a checkpoint.
+_KNOWN_STARTS = (
+    (b"\x89HDF", "an HDF5 file (Keras .h5?)"),
+    (b"\x1f\x8b", "a gzip archive: unpack it first"),
+    (b"PK", "a zip archive but not a PyTorch one"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"7z\xbc\xaf", "a 7-zip archive: unpack it first"),
+    (b"BZh", "a bzip2 archive: unpack it first"),
+    (b"\xfd7zXZ", "an xz archive: unpack it first"),
+)
+
+
+def foreign_file_kind(head: bytes) -> str | None:
+    """What a file is, judged from its first bytes, when it cannot be a PyTorch checkpoint.
+
+    Args:
+      head: the file's first bytes (512 suffice).
+
+    Returns:
+      None if ``head`` starts as a ``torch.save`` file (zip, pickle, legacy tar); otherwise a
+      short description for a message: ``'HTML'``, ``'an empty file'``, ``'text'``, ...
+    """
+    if head.startswith(CHECKPOINT_MAGICS) or head[_TAR_MAGIC_AT[0]:].startswith(_TAR_MAGIC_AT[1]):
+        return None
+    if not head:
+        return "an empty file"
+    for magic, kind in _KNOWN_STARTS:
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 10 and head[8:10] == b'{"':
+        return "a safetensors file: already converted? load it with --weights"
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in text:
+        return "HTML, e.g. an error or sign-in page saved instead of the file"
+    if text.startswith(b"<?xml") or text.startswith(b"<"):
+        return "XML or HTML"
+    if text.startswith((b"{", b"[")):
+        return "JSON text"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the end of the sample
+            return "binary data of an unknown format"
+    return "text"
+
+
+def sniff_checkpoint(path: str | os.PathLike) -> None:
+    """Refuses a file that cannot be a PyTorch checkpoint, saying what it looks like.
+
+    Raises:
+      CheckpointError: e.g. ``x.pth: not a PyTorch checkpoint (looks like HTML, ...)``.
+    """
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if not head:
+        raise CheckpointError(f"{path}: cannot read this PyTorch checkpoint: the file is empty "
+                              "(0 bytes; a truncated download or copy?). Download or copy it "
+                              "again.")
+    kind = foreign_file_kind(head)
+    if kind is not None:
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (looks like {kind}; it starts with "
+            f"{head[:32]!r}). A checkpoint is what torch.save wrote: a zip or pickle file. "
+            "Download or copy it again."
+        )
+
+
 class CheckpointError(ValueError):
     """A checkpoint file cannot be read as a state dict; the message names the file."""
 
@@ -135,12 +208,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     Raises:
       FileNotFoundError: if ``path`` does not exist.
       ImportError: if torch is not installed (the message says how to install it).
-      CheckpointError: naming the file, if it is truncated, corrupt, holds code, or holds
-        entries that are not tensors (each named).
+      CheckpointError: naming the file, if it is not a checkpoint at all (what it looks like
+        instead: HTML, text, ...), truncated, corrupt, holds code, or holds entries that are
+        not tensors (each named).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
+    sniff_checkpoint(path)  # before torch: an HTML page is not "pickled code"
     torch = _import_torch()
     state = unwrap_state_dict(_load(path), source=str(path))
     bad = [f"{k} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor)]

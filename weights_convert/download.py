@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ais_jax import storage
-from weights_convert.checkpoint import sha256_file
+from weights_convert.checkpoint import foreign_file_kind, sha256_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +40,6 @@ SOURCES = {
     "ecoset": Source("https://osf.io/z5uf3/download", "vgg16_ecoset.pth"),
 }
 
-
-# How every torch.save file begins: a zip archive (PyTorch >= 1.6) or a pickle of protocol >= 2
-# (the legacy format).
-CHECKPOINT_MAGICS = (b"PK\x03\x04", b"\x80")
 
 
 class DownloadError(OSError):
@@ -66,11 +62,13 @@ def _checksum_problem(path: Path, sha256: str | None, sha256_prefix: str | None)
     return f"sha256 {digest} does not start with the expected {sha256_prefix}"
 
 
-def _foreign_start(path: Path) -> bytes | None:
-    """The first bytes of ``path`` if it does not begin as a PyTorch checkpoint, else None."""
+def _foreign_start(path: Path) -> tuple[bytes, str] | None:
+    """``(first bytes, what they look like)`` if ``path`` does not begin as a PyTorch
+    checkpoint (`weights_convert.checkpoint.foreign_file_kind`), else None."""
     with open(path, "rb") as f:
-        head = f.read(48)
-    return None if head.startswith(CHECKPOINT_MAGICS) else head
+        head = f.read(512)
+    kind = foreign_file_kind(head)
+    return None if kind is None else (head[:48], kind)
 
 
 def _total_from_content_range(value: str | None) -> int | None:
@@ -128,22 +126,27 @@ def download(
     Raises:
       DownloadError: HTTP errors, connection failures, a transfer cut short (the partial file
         is kept in ``dest.part`` for the next call to resume).
+      ais_jax.storage.WriteError: ``dest.part`` or ``dest`` cannot be written (full disk,
+        read-only folder); what was received is kept in ``dest.part``.
       ValueError: a file that is not a PyTorch checkpoint (e.g. an HTML page) or fails the
         checksum (a new download is deleted and ``dest`` is not created; an existing ``dest`` is
         left for the user to delete).
     """
     dest = Path(dest)
     if dest.is_file():
-        head = _foreign_start(dest)
-        if head is not None:
-            raise ValueError(f"{dest}: not a PyTorch checkpoint (it starts with {head!r}, not a "
-                             f"zip or pickle file); delete {dest} and rerun with --download")
+        foreign = _foreign_start(dest)
+        if foreign is not None:
+            head, kind = foreign
+            raise ValueError(f"{dest}: not a PyTorch checkpoint (looks like {kind}; it starts "
+                             f"with {head!r}, not a zip or pickle file); delete {dest} and rerun "
+                             "with --download")
         problem = _checksum_problem(dest, sha256, sha256_prefix)
         if problem:
             raise ValueError(f"{dest}: checksum mismatch ({problem}); delete it and try again")
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = _part_path(dest)
+    with storage.writing(part):
+        dest.parent.mkdir(parents=True, exist_ok=True)
     offset = part.stat().st_size if part.is_file() else 0
     response = _open(url, offset, timeout)
     content_type = "an unknown Content-Type"
@@ -164,20 +167,22 @@ def download(
                 length = response.headers.get("Content-Length")
                 total = int(length) if length is not None else None
             _stream(response, part, offset, total, url, chunk_size, desc=dest.name)
-    head = _foreign_start(part)
-    if head is not None:
+    foreign = _foreign_start(part)
+    if foreign is not None:
+        head, kind = foreign
         size = part.stat().st_size
         part.unlink()  # complete but not a checkpoint: resuming cannot repair it
         raise ValueError(
             f"{url}: received {size} bytes with {content_type}, starting {head!r}: not a PyTorch "
-            "checkpoint (a zip or pickle file), probably an error or consent page; nothing was "
+            f"checkpoint (looks like {kind}), probably an error or consent page; nothing was "
             f"saved as {dest}. Download the file in a browser and pass it with --src"
         )
     problem = _checksum_problem(part, sha256, sha256_prefix)
     if problem:
         part.unlink()  # complete but wrong: resuming cannot repair it
         raise ValueError(f"{url}: checksum mismatch ({problem}); the download was deleted")
-    os.replace(part, dest)
+    with storage.writing(dest):
+        os.replace(part, dest)
     return dest
 
 
@@ -185,21 +190,26 @@ def _stream(response, part: Path, offset: int, total: int | None, url: str,
             chunk_size: int, desc: str) -> None:
     """Appends the response body to ``part`` (truncated to ``offset`` first), with progress."""
     received = offset
-    with open(part, "r+b" if offset else "wb") as f, tqdm(
+    cut = None
+    # Only the network side of the loop is a resumable cut; a failed write (full disk,
+    # read-only folder) is a WriteError naming the .part file.
+    with storage.writing(part), open(part, "r+b" if offset else "wb") as f, tqdm(
         total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
         desc=desc,
     ) as bar:
         f.truncate(offset)
         f.seek(offset)
-        try:
-            while chunk := response.read(chunk_size):
-                f.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-        except (http.client.IncompleteRead, OSError) as e:
-            cut = e
-        else:
-            cut = None
+        while True:
+            try:
+                chunk = response.read(chunk_size)
+            except (http.client.IncompleteRead, OSError) as e:
+                cut = e
+                break
+            if not chunk:
+                break
+            f.write(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
     if total is not None and received > total:
         part.unlink()
         raise DownloadError(f"{url}: received {received} bytes, more than the announced {total}; "

@@ -10,6 +10,7 @@ from ais_jax.data.datasets import (
     load_peterson,
     load_plain,
     read_matrix,
+    scan_images,
     validate_matrix,
 )
 from ais_jax.data.images import (
@@ -43,5 +44,6 @@ __all__ = [
     "read_matrix",
     "resize_shorter",
     "resized_shape",
+    "scan_images",
     "validate_matrix",
 ]

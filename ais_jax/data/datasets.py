@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import scipy.io
@@ -39,6 +40,7 @@ PETERSON_DISPLAY_NAMES = {c: c.capitalize() for c in PETERSON_CATEGORIES} | {
     "automobiles": "Transportation"  # as the paper calls it
 }
 _PETERSON_IMAGES = "images"
+log = logging.getLogger(__name__)
 _PETERSON_MATRICES = "sim_judgements"
 
 
@@ -134,30 +136,58 @@ class Dataset:
         }
 
 
-def list_images(image_dir: str | os.PathLike) -> tuple[Path, ...]:
-    """The image files of a folder, sorted by file name.
+def scan_images(image_dir: str | os.PathLike) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """The image files of a folder, sorted by file name, and what was left out, with why.
 
-    Files with an ``IMAGE_SUFFIXES`` extension (any case); hidden files (``.name``, such as
-    macOS ``._x.jpg`` metadata) and sub-folders are skipped.
+    Files with an ``IMAGE_SUFFIXES`` extension (any case) are images. Everything else in the
+    folder is skipped and reported: hidden files (``.name``, such as macOS ``._x.jpg``
+    metadata), other extensions, sub-folders, and links that lead nowhere.
+
+    Returns:
+      ``(images, skipped)``: image paths sorted by name, and one ``'name (reason)'`` per
+      skipped entry, sorted by name.
+
+    Raises:
+      FileNotFoundError: the folder does not exist.
+    """
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: image folder not found")
+    images, skipped = [], []
+    for p in sorted(image_dir.iterdir(), key=lambda p: p.name):
+        if p.name.startswith("."):
+            skipped.append(f"{p.name} (hidden)")
+        elif p.is_symlink() and not p.exists():
+            skipped.append(f"{p.name} (broken link)")
+        elif p.is_dir():
+            skipped.append(f"{p.name}/ (folder)")
+        elif not p.is_file():
+            skipped.append(f"{p.name} (not a regular file)")
+        elif p.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(f"{p.name} (not an image extension)")
+        else:
+            images.append(p)
+    return tuple(images), tuple(skipped)
+
+
+def list_images(image_dir: str | os.PathLike) -> tuple[Path, ...]:
+    """The image files of a folder, sorted by file name (see `scan_images`).
+
+    What was skipped is logged as one warning naming every skipped entry, so that a file that
+    was meant to be an image is noticed.
 
     Raises:
       FileNotFoundError: the folder does not exist.
       ValueError: it holds no image files.
     """
-    image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir}: image folder not found")
-    paths = sorted(
-        (
-            p
-            for p in image_dir.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-        ),
-        key=lambda p: p.name,
-    )
+    paths, skipped = scan_images(image_dir)
+    if skipped:
+        log.warning("%s: %d entr%s skipped as not images: %s", image_dir, len(skipped),
+                    "y" if len(skipped) == 1 else "ies", ", ".join(skipped))
     if not paths:
-        raise ValueError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-    return tuple(paths)
+        found = f" (found only: {', '.join(skipped)})" if skipped else ""
+        raise ValueError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)}){found}")
+    return paths
 
 
 def _loadmat(path: Path) -> dict[str, np.ndarray]:
@@ -228,7 +258,13 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
 
 
 def validate_matrix(
-    matrix: np.ndarray, n_images: int, *, source: str | os.PathLike, symmetrize: bool = False
+    matrix: np.ndarray,
+    n_images: int,
+    *,
+    source: str | os.PathLike,
+    symmetrize: bool = False,
+    images: Sequence[Path] | None = None,
+    skipped: Sequence[str] = (),
 ) -> tuple[np.ndarray, float]:
     """Checks a human matrix against its images (see the module docstring for the rules).
 
@@ -237,20 +273,30 @@ def validate_matrix(
       n_images: number of images it must describe.
       source: the file it came from, for messages.
       symmetrize: replace it by (H + H^T) / 2 instead of rejecting an asymmetric matrix.
+      images: the images counted, and ``skipped`` the folder entries that were not (see
+        `scan_images`), both listed in the message when the size does not match.
 
     Returns:
       ``(matrix [n, n] float64 with a zero-filled non-finite diagonal, asymmetry)``.
 
     Raises:
-      ValueError: not square, size != n_images, non-finite off-diagonal entries, or asymmetric
-        beyond tolerance without ``symmetrize``; the message names ``source``.
+      ValueError: not square, size != n_images, non-finite off-diagonal entries, asymmetric
+        beyond tolerance without ``symmetrize``, or (from 3 images on) one value in every
+        off-diagonal entry (constant or all zero: no correlation with it is defined); the
+        message names ``source``.
     """
     h = np.array(matrix, dtype=np.float64)
     if h.ndim != 2 or h.shape[0] != h.shape[1]:
         raise ValueError(f"{source}: matrix has shape {h.shape}; expected a square n x n matrix")
     if h.shape[0] != n_images:
+        counted = ""
+        if images:
+            counted = f" in {Path(images[0]).parent}: {', '.join(Path(p).name for p in images)}"
+        if skipped:
+            counted += f"; skipped as not images: {', '.join(skipped)}"
         raise ValueError(
             f"{source}: matrix is {h.shape[0]} x {h.shape[1]} but there are {n_images} images"
+            f"{counted}"
         )
     off_diagonal = ~np.eye(n_images, dtype=bool)
     bad = ~np.isfinite(h) & off_diagonal
@@ -261,6 +307,15 @@ def validate_matrix(
             f" column {j}: {h[i, j]})"
         )
     np.fill_diagonal(h, np.where(np.isfinite(np.diag(h)), np.diag(h), 0.0))
+    values = h[off_diagonal]
+    # With one pair (two images) there is nothing to call constant; the analyses state how
+    # many images they need (e.g. `ais_jax.preflight.check_folds`).
+    if n_images >= 3 and np.all(values == values[0]):
+        what = "all zero" if values[0] == 0 else f"constant ({values[0]:g})"
+        raise ValueError(
+            f"{source}: the matrix's off-diagonal entries are {what}: a correlation with it is "
+            "undefined. Is this the right file (not a placeholder or an identity matrix)?"
+        )
     diff = np.abs(h - h.T)
     asymmetry = float(diff.max()) if n_images else 0.0
     tolerance = SYMMETRY_RTOL * float(np.abs(h[off_diagonal]).max(initial=0.0))
@@ -287,7 +342,8 @@ def _dataset(
     symmetrize: bool,
 ) -> Dataset:
     paths = list_images(image_dir)
-    h, asymmetry = validate_matrix(matrix, len(paths), source=matrix_path, symmetrize=symmetrize)
+    h, asymmetry = validate_matrix(matrix, len(paths), source=matrix_path, symmetrize=symmetrize,
+                                   images=paths, skipped=scan_images(image_dir)[1])
     if kind == "dissimilarity":
         h = -h  # SPEC §3: a sign flip, so that Pearson correlations change sign only
     return Dataset(name, paths, h, matrix_path, kind, asymmetry, symmetrize)
@@ -316,6 +372,12 @@ def load_plain(
       The validated `Dataset`.
     """
     image_dir, matrix_path = Path(image_dir), Path(matrix_path)
+    if kind is None:
+        raise ValueError(
+            f"{matrix_path}: declare whether the matrix holds similarities or dissimilarities "
+            "(kind='similarity' or kind='dissimilarity'; on the command line --kind=...). It "
+            "is never guessed: a wrong kind flips the sign of every score."
+        )
     if kind not in KINDS:
         raise ValueError(
             f"{matrix_path}: kind must be 'similarity' or 'dissimilarity', got {kind!r}"

@@ -107,9 +107,9 @@ def file_ids(image_ids: Sequence[str]) -> list[str]:
 
 
 def _run_key(item: StudyItem) -> str:
-    # The activation key is a hash of checkpoint, images, preprocessing and size: cheap,
-    # so a finished item is recognised without touching the cache.
-    acts_key = activations.activation_key(item.model.checkpoint_sha256,
+    # The activation key is a hash of the weights' tensors, images, preprocessing and size:
+    # cheap, so a finished item is recognised without touching the cache.
+    acts_key = activations.activation_key(item.weights_sha256,
                                           item.dataset.image_paths, item.config.image_size)
     cfg = item.config
     # The overlay settings are part of the key so that changing them redraws the overlays.

@@ -227,7 +227,7 @@ def run_demo(cfg: DemoConfig) -> dict:
                                   batch_size=cfg.batch_size)
         ckpt = storage.cache_dir() / "demo" / f"aim2_synthetic_seed{seed}.safetensors"
         params, meta = demo.demo_network(ckpt, net_cfg, paths)
-        acts = activations.cached_activations(params["trunk"], meta["source_sha256"], paths,
+        acts = activations.cached_activations(params["trunk"], meta["tensors_sha256"], paths,
                                               image_size=cfg.height, batch_size=cfg.batch_size,
                                               desc=f"demo trunk {seed}")
         clean.append(region_similarity(params, acts.value, cells))

@@ -25,7 +25,9 @@ class StudyConfig:
       datasets: Peterson categories to run (None: all six).
       matrix: plain layout only: the ``n x n`` ``.npy``/``.csv`` matrix of the images in
         ``data_dir`` (sorted by file name).
-      kind: ``'similarity'`` or ``'dissimilarity'`` (plain layout; converted by sign flip).
+      kind: ``'similarity'`` or ``'dissimilarity'``: required with ``matrix`` (SPEC §3: never
+        guessed; a dissimilarity matrix is converted by a sign flip); the Peterson layout holds
+        similarities, so it needs none.
       name: plain layout only: the dataset's name (default: the folder's name).
       symmetrize: average the matrix with its transpose (default: use the upper triangle).
       image_size: shorter side of the network input.
@@ -39,7 +41,7 @@ class StudyConfig:
     models: tuple[tuple[str, str], ...]
     datasets: tuple[str, ...] | None = None
     matrix: str | None = None
-    kind: str = "similarity"
+    kind: str | None = None
     name: str | None = None
     symmetrize: bool = False
     image_size: int = 224
@@ -57,8 +59,16 @@ class StudyConfig:
         labels = [label for label, _ in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError(f"model labels must differ, got {labels}")
-        if self.kind not in KINDS:
+        if self.matrix is not None and self.kind is None:
+            raise ValueError(f"--kind is required with --matrix={self.matrix}: say whether it "
+                             "holds similarities or dissimilarities (--kind=similarity or "
+                             "--kind=dissimilarity); it is never guessed, and a wrong kind flips "
+                             "the sign of every score")
+        if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"--kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.matrix is None and self.kind == "dissimilarity":
+            raise ValueError("--kind=dissimilarity applies to a plain dataset's --matrix; the "
+                             "Peterson layout's matrices are similarities")
         if self.image_size < 32:
             raise ValueError(f"--image_size must be at least 32 (the trunk pools by 16 and "
                              f"conv5_3 needs a 2x2 grid), got {self.image_size}")

@@ -1,6 +1,6 @@
 """One (model, dataset) of a study and its cached inputs, computed on first use.
 
-The trunk activations and ablation similarities depend only on the checkpoint, the images, the
+The trunk activations and ablation similarities depend only on the weights, the images, the
 preprocessing and the input size (`ais_jax.activations`), so every aim reads the same cache
 entries: Aim 2 run after Aim 1 on the same data recomputes neither.
 """
@@ -57,11 +57,18 @@ class StudyItem:
         """Image file names in matrix order (ids beside every per-image output)."""
         return self.dataset.image_ids
 
+    @property
+    def weights_sha256(self) -> str:
+        """The verified digest of the model's tensors: the key of everything computed from
+        them (not the source checkpoint's sha256, so re-converted or damaged weights never
+        reuse entries of other tensors)."""
+        return self.model.metadata["tensors_sha256"]
+
     @functools.cached_property
     def activations(self) -> activations.Cached:
         """Trunk activations, value ``[n, h, w, 512]`` float32, from the cache when present."""
         return activations.cached_activations(
-            self.model.params["trunk"], self.model.checkpoint_sha256, self.dataset.image_paths,
+            self.model.params["trunk"], self.weights_sha256, self.dataset.image_paths,
             image_size=self.config.image_size, batch_size=self.config.batch_size,
             desc=f"{self.tag} trunk")
 
@@ -85,7 +92,7 @@ class StudyItem:
 
     @property
     def activations_key(self) -> str:
-        """The activations' cache key (checkpoint, images, preprocessing, size)."""
+        """The activations' cache key (weights' tensor digest, images, preprocessing, size)."""
         return self.activations.path.stem
 
     def cache_report(self) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 import scipy
 
 import ais_jax
-from ais_jax import storage
+from ais_jax import preflight, storage
 from ais_jax.data.datasets import Dataset
 from ais_jax.data.images import PREPROCESS_VERSION
 from ais_jax.study.config import StudyConfig
@@ -99,8 +99,12 @@ def prepare_study(config: StudyConfig) -> Study:
 
     Raises:
       MissingWeightsError, FileNotFoundError, ValueError: bad input, naming the flag or file.
+      ais_jax.storage.WriteError: ``config.out`` is a file or not writable.
     """
     config.validate()
+    # Outputs inside the data would be read as data next time; an unwritable --out must fail
+    # now, not after the trunk has run.
+    preflight.check_out_dir(config.out, data=[config.data_dir], refuse_containing=False)
     datasets = load_datasets(config)
     models = load_models(config)
     return Study(config, tuple(models), tuple(datasets))
