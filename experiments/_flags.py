@@ -12,6 +12,8 @@ from typing import Callable
 
 from absl import app, flags
 
+from ais_jax.interop.rsatoolbox import is_rdm_file
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_bool("demo", False, "Run the synthetic planted-truth benchmark instead (no data).")
@@ -21,10 +23,14 @@ flags.DEFINE_string("weights", None, "A converted .safetensors file to use inste
 flags.DEFINE_string("data_dir", None, "Peterson root (<root>/<category>/images, "
                     ".../sim_judgements) or, with --matrix, a folder of images.")
 flags.DEFINE_list("datasets", None, "Peterson categories to run (default: all six).")
-flags.DEFINE_string("matrix", None, "Plain dataset: n x n .npy/.csv matrix of the images in "
-                    "--data_dir, sorted by file name.")
-flags.DEFINE_enum("kind", "similarity", ["similarity", "dissimilarity"],
-                  "Whether --matrix holds similarities or dissimilarities (sign-flipped).")
+flags.DEFINE_string("matrix", None, "Plain dataset: n x n .npy/.csv/.mat matrix of the images "
+                    "in --data_dir, sorted by file name, or an rsatoolbox RDMs .hdf5 "
+                    "(<file>:<descriptor>=<value> picks one RDM of several).")
+flags.DEFINE_enum("kind", None, ["similarity", "dissimilarity"],
+                  "Whether --matrix holds similarities or dissimilarities (sign-flipped); "
+                  "default similarity; not needed for an rsatoolbox file (a dissimilarity).")
+flags.DEFINE_bool("rsatoolbox", False, "Also write each model and dataset's human, model and "
+                  "512 ablated-model RDMs as rsatoolbox HDF5 files (needs the 'rsa' extra).")
 flags.DEFINE_string("name", None, "Plain dataset: its name (default: the folder's name).")
 flags.DEFINE_bool("symmetrize", False, "Average the human matrix with its transpose.")
 flags.DEFINE_string("out", None, "Results directory (default: results/<aim>, or the demo's).")
@@ -63,8 +69,17 @@ def study_kwargs(default_out: str) -> dict:
     return dict(
         out=FLAGS.out or default_out, data_dir=FLAGS.data_dir, models=models(),
         datasets=tuple(FLAGS.datasets) if FLAGS.datasets else None, matrix=FLAGS.matrix,
-        kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
-        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps)
+        kind=_kind(), name=FLAGS.name, symmetrize=FLAGS.symmetrize,
+        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox)
+
+
+def _kind() -> str | None:
+    """--kind as given; unset: None for an rsatoolbox --matrix (it says what it is), else
+    'similarity'."""
+    if FLAGS.kind is not None:
+        return FLAGS.kind
+    is_rdm = FLAGS.matrix is not None and is_rdm_file(FLAGS.matrix)
+    return None if is_rdm else "similarity"
 
 
 def report_errors(fn: Callable[[], int | None]) -> int:

@@ -1,5 +1,6 @@
 """rsatoolbox interop: exported RDMs reproduce 2OI and AIS; user RDM files load like .npy."""
 
+import json
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -244,3 +245,67 @@ def test_bad_rdm_files(tmp_path):
     with pytest.raises(ValueError, match="kind must be 'similarity' or 'dissimilarity', got None"):
         np.save(tmp_path / "d.npy", _distances())
         datasets.load_plain(images, tmp_path / "d.npy", kind=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# --rsatoolbox on the shared runner.
+
+
+def test_runner_exports_checked_rdms_and_ids(tmp_path_factory, tmp_path, monkeypatch):
+    from aim1_fixtures import SMALL_DEMO, small_demo_run
+    from ais_jax import storage
+    from ais_jax.study.config import StudyConfig
+    from ais_jax.study.runner import Aim, run_study
+
+    demo_run = small_demo_run(tmp_path_factory)  # shared with the Aim 1 tests: cache hits
+    monkeypatch.setenv(storage.CACHE_ENV, str(demo_run["cache"]))
+    data = Path(demo_run["out"]) / "demo_data"
+    config = StudyConfig(out=str(tmp_path / "out"), data_dir=str(data / "images"),
+                         matrix=str(data / "similarity.npy"), name="synthetic",
+                         models=(("synthetic", str(demo_run["checkpoint"])),),
+                         image_size=SMALL_DEMO["image_size"], rsatoolbox=True)
+    seen = []
+    aim = Aim("probe", lambda item: seen.append(item) or {"dataset": item.key},
+              lambda study, rows: rows)
+    assert run_study(config, aim) == [{"dataset": "synthetic"}]
+    item = seen[0]
+    folder = tmp_path / "out" / "synthetic" / "synthetic"
+    ids = list(item.image_ids)
+    assert (folder / "image_ids.txt").read_text().splitlines() == ids  # beside every array
+    export = folder / "rsatoolbox"
+    check = json.loads((export / "check.json").read_text())
+    assert check["within_tolerance"] is True
+    assert check["max_abs_diff_rho"] <= 1e-6 and check["max_abs_diff_ais"] <= 1e-6
+    sims = item.similarities.value
+    np.testing.assert_allclose(check["rho"], float(similarity.alignment(sims.full, item.human)),
+                               rtol=0, atol=0)
+    m_rdm = rsatoolbox.rdm.load_rdm(str(export / "model_rdm.hdf5"))
+    a_rdm = rsatoolbox.rdm.load_rdm(str(export / "ablated_rdms.hdf5"))
+    assert a_rdm.n_rdm == 512 and list(a_rdm.pattern_descriptors["image"]) == ids
+    assert m_rdm.descriptors["checkpoint_sha256"] == item.model.checkpoint_sha256
+    assert m_rdm.descriptors["human_matrix"] == str(data / "similarity.npy")
+
+    # The exported human RDM, read back as --matrix, scores as the original matrix.
+    again = datasets.load_plain(data / "images", export / "human_rdm.hdf5", kind=None)
+    for score in ("rho", "r2"):
+        np.testing.assert_allclose(float(similarity.alignment(sims.full, again.similarity, score)),
+                                   float(similarity.alignment(sims.full, item.human, score)),
+                                   rtol=0, atol=1e-6)
+
+    # A second run finds the export done and leaves it alone.
+    stamp = (export / "ablated_rdms.hdf5").stat().st_mtime_ns
+    run_study(config, aim)
+    assert (export / "ablated_rdms.hdf5").stat().st_mtime_ns == stamp
+    assert json.loads((export / "check.json").read_text()) == check
+
+
+def test_missing_rsatoolbox_fails_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    from ais_jax.study.config import StudyConfig
+
+    monkeypatch.setitem(sys.modules, "rsatoolbox.rdm", None)  # as if not installed
+    config = StudyConfig(out=str(tmp_path / "out"), data_dir=str(tmp_path),
+                         models=(("m", "ecoset"),), rsatoolbox=True)
+    with pytest.raises(ValueError, match=r"rsatoolbox is not installed.*pip install 'ais_jax\[rsa\]'"):
+        config.validate()

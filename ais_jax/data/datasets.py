@@ -27,6 +27,8 @@ from typing import Iterable
 import numpy as np
 import scipy.io
 
+from ais_jax import storage
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -41,6 +43,9 @@ PETERSON_CATEGORIES = ("animals", "automobiles", "fruits", "furniture", "various
 PETERSON_DISPLAY_NAMES = {c: c.capitalize() for c in PETERSON_CATEGORIES} | {
     "automobiles": "Transportation"  # as the paper calls it
 }
+# Beside every per-image output: its image ids, one per line, in row order.
+IMAGE_IDS_FILE = "image_ids.txt"
+
 _PETERSON_IMAGES = "images"
 _PETERSON_MATRICES = "sim_judgements"
 
@@ -165,6 +170,17 @@ def list_images(image_dir: str | os.PathLike) -> tuple[Path, ...]:
     if not paths:
         raise ValueError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     return tuple(paths)
+
+
+def write_image_ids(folder: str | os.PathLike, image_ids: Iterable[str]) -> Path:
+    """Writes ``<folder>/image_ids.txt``: one image id per line, in row order (atomically).
+
+    Every array a run writes per image goes in a folder with this file, so that row i of any
+    of them can be told to be image i.
+    """
+    path = Path(folder) / IMAGE_IDS_FILE
+    storage.write_text(path, "".join(f"{i}\n" for i in image_ids))
+    return path
 
 
 def _loadmat(path: Path) -> dict[str, np.ndarray]:

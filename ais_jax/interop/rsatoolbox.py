@@ -23,6 +23,7 @@ pattern descriptor checked against the dataset's image ids. rsatoolbox is the op
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -31,18 +32,31 @@ import numpy as np
 
 import ais_jax
 from ais_jax import storage
-from ais_jax.data.datasets import IMAGE_SUFFIXES
+from ais_jax.ais import global_ais
+from ais_jax.data.datasets import IMAGE_IDS_FILE, IMAGE_SUFFIXES, write_image_ids
+from ais_jax.similarity import alignment
+from ais_jax.study import resume
+
+log = logging.getLogger(__name__)
 
 RDM_SUFFIXES = (".hdf5", ".h5")
 IMAGE_DESCRIPTOR = "image"
 ABLATION_DESCRIPTOR = "ablated_map"
 MODEL_MEASURE = "correlation distance: 1 - Pearson r between the images' embeddings"
 FILES = {"human": "human_rdm.hdf5", "model": "model_rdm.hdf5", "ablated": "ablated_rdms.hdf5"}
-IDS_FILE = "image_ids.txt"
+EXPORT_DIR = "rsatoolbox"  # under a study item's folder
+CHECK_FILE = "check.json"
+EXPORT_VERSION = 1  # bump when the files' meaning changes: a resumed run rewrites them
+TOLERANCE = 1e-6  # rsatoolbox (float64) vs the project's float32 kernels
 
 
 class MissingRsatoolboxError(ImportError, ValueError):
     """rsatoolbox is not installed (a ValueError too, so command lines report it in one line)."""
+
+
+def require() -> None:
+    """Raises `MissingRsatoolboxError` now if rsatoolbox is missing (check before a run)."""
+    _rdm_module()
 
 
 def _rdm_module():
@@ -252,8 +266,7 @@ def export_rdms(
     }
     out_dir = Path(out_dir)
     paths = {key: save_rdms(obj, out_dir / FILES[key]) for key, obj in objects.items()}
-    paths["image_ids"] = out_dir / IDS_FILE
-    storage.write_text(paths["image_ids"], "".join(f"{i}\n" for i in ids))
+    paths["image_ids"] = write_image_ids(out_dir, ids)
     return paths
 
 
@@ -272,6 +285,64 @@ def rsatoolbox_scores(paths: Mapping[str, str | os.PathLike]) -> dict[str, Any]:
     rho = float(rdm.compare(full, human, method="corr")[0, 0])
     rho_ablated = np.asarray(rdm.compare(ablated, human, method="corr"))[:, 0]  # [M]
     return {"rho": rho, "ais_rho": rho - rho_ablated, "ais_r2": rho**2 - rho_ablated**2}
+
+
+def export_item(item: Any) -> dict:
+    """``--rsatoolbox`` for one (model, dataset) of a study: RDM files, then their check.
+
+    Writes `export_rdms`'s files under ``<item.out>/rsatoolbox/`` and ``check.json``: the
+    project's 2OI rho and global AIS (rho-based) beside rsatoolbox's ``compare(...,
+    method='corr')`` on the files as written, their largest differences and whether both are
+    within `TOLERANCE`. Resumable: skipped when ``check.json`` has this item's key and the files
+    exist.
+
+    Args:
+      item: an `ais_jax.study.item.StudyItem` (its cached similarities are reused).
+
+    Returns:
+      The ``check.json`` record.
+    """
+    out = Path(item.out) / EXPORT_DIR
+    human = item.human
+    key = resume.run_key(activations=item.activations_key, human=resume.digest(human),
+                         kind=item.dataset.kind, ids=list(item.image_ids), version=EXPORT_VERSION)
+    names = {**FILES, "image_ids": IMAGE_IDS_FILE}
+    record = resume.read_record(out / CHECK_FILE, key)
+    if record is not None and all((out / name).exists() for name in names.values()):
+        return record
+    sims = item.similarities.value
+    paths = export_rdms(
+        out, image_ids=item.image_ids, human=human, kind=item.dataset.kind, full=sims.full,
+        ablated=sims.global_, model=item.model.label, dataset=item.key,
+        checkpoint_sha256=item.model.checkpoint_sha256,
+        extra={"dataset_name": item.dataset.name, "human_matrix": str(item.dataset.matrix_path),
+               "activations_key": item.activations_key})
+    ours_rho = float(alignment(sims.full, human, "rho"))
+    ours_ais = np.asarray(global_ais(sims, human, score="rho"), np.float64)  # [M]
+    theirs = rsatoolbox_scores(paths)
+    d_rho = abs(theirs["rho"] - ours_rho)
+    d_ais = float(np.max(np.abs(theirs["ais_rho"] - ours_ais), initial=0.0))
+    ok = bool(d_rho <= TOLERANCE and d_ais <= TOLERANCE)  # False if either is NaN
+    if not ok:
+        log.warning("%s: rsatoolbox's scores differ from ours by %.3g (rho), %.3g (AIS)",
+                    item.tag, d_rho, d_ais)
+    return resume.write_record(out / CHECK_FILE, {
+        "model": item.model.label, "dataset": item.key,
+        "checkpoint_sha256": item.model.checkpoint_sha256,
+        "files": names,
+        "method": "rsatoolbox.rdm.compare(model_rdm, human_rdm, method='corr'); global AIS ="
+                  " compare(model_rdm, human_rdm) - compare(ablated_rdms, human_rdm)",
+        "rho": ours_rho, "rho_rsatoolbox": theirs["rho"],
+        "max_abs_diff_rho": d_rho, "max_abs_diff_ais": d_ais,
+        "tolerance": TOLERANCE, "within_tolerance": ok,
+        "rsatoolbox_version": _version(),
+    }, key)
+
+
+def _version() -> str:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    return version("rsatoolbox")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,15 +23,19 @@ class StudyConfig:
       models: ``(label, source)`` pairs; source is ``'imagenet'``, ``'ecoset'`` (converted
         weights in the cache) or a path to a converted ``.safetensors`` file.
       datasets: Peterson categories to run (None: all six).
-      matrix: plain layout only: the ``n x n`` ``.npy``/``.csv`` matrix of the images in
-        ``data_dir`` (sorted by file name).
-      kind: ``'similarity'`` or ``'dissimilarity'`` (plain layout; converted by sign flip).
+      matrix: plain layout only: the ``n x n`` ``.npy``/``.csv``/``.mat`` matrix of the images
+        in ``data_dir`` (sorted by file name), or an rsatoolbox RDMs ``.hdf5``
+        (``<file>:<descriptor>=<value>`` picks one of several RDMs).
+      kind: ``'similarity'`` or ``'dissimilarity'`` (plain layout; converted by sign flip);
+        None for an rsatoolbox file, which says it holds dissimilarities.
       name: plain layout only: the dataset's name (default: the folder's name).
       symmetrize: average the matrix with its transpose (default: use the upper triangle).
       image_size: shorter side of the network input.
       batch_size: images per trunk call.
       chunk_maps: maps per ablation step (None: the kernels' default).
       preamble: Markdown placed at the top of summary.md (the demos describe themselves there).
+      rsatoolbox: also write each (model, dataset)'s human, model and ablated-model RDMs as
+        rsatoolbox files, with a check of rho and AIS (`ais_jax.interop.rsatoolbox`).
     """
 
     out: str
@@ -39,13 +43,14 @@ class StudyConfig:
     models: tuple[tuple[str, str], ...]
     datasets: tuple[str, ...] | None = None
     matrix: str | None = None
-    kind: str = "similarity"
+    kind: str | None = "similarity"
     name: str | None = None
     symmetrize: bool = False
     image_size: int = 224
     batch_size: int = 8
     chunk_maps: int | None = None
     preamble: str = ""
+    rsatoolbox: bool = False
 
     def validate(self) -> None:
         """Raises ValueError naming the flag when a setting is unusable.
@@ -57,7 +62,7 @@ class StudyConfig:
         labels = [label for label, _ in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError(f"model labels must differ, got {labels}")
-        if self.kind not in KINDS:
+        if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"--kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.image_size < 32:
             raise ValueError(f"--image_size must be at least 32 (the trunk pools by 16 and "
@@ -66,6 +71,10 @@ class StudyConfig:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}")
         if self.chunk_maps is not None and self.chunk_maps < 1:
             raise ValueError(f"--chunk_maps must be at least 1, got {self.chunk_maps}")
+        if self.rsatoolbox:
+            from ais_jax.interop import rsatoolbox  # noqa: PLC0415 (optional extra)
+
+            rsatoolbox.require()  # --rsatoolbox without the extra fails before any work
 
     def min_images(self) -> tuple[int, str]:
         """The fewest images a dataset may have, and why (for the error message)."""
