@@ -1,6 +1,7 @@
 """rsatoolbox interop: exported RDMs reproduce 2OI and AIS; user RDM files load like .npy."""
 
 import json
+import re
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -255,7 +256,7 @@ def test_runner_exports_checked_rdms_and_ids(tmp_path_factory, tmp_path, monkeyp
     from aim1_fixtures import SMALL_DEMO, small_demo_run
     from ais_jax import storage
     from ais_jax.study.config import StudyConfig
-    from ais_jax.study.runner import Aim, run_study
+    from ais_jax.study.runner import Aim, prepare_study, run_study
 
     demo_run = small_demo_run(tmp_path_factory)  # shared with the Aim 1 tests: cache hits
     monkeypatch.setenv(storage.CACHE_ENV, str(demo_run["cache"]))
@@ -267,11 +268,13 @@ def test_runner_exports_checked_rdms_and_ids(tmp_path_factory, tmp_path, monkeyp
     seen = []
     aim = Aim("probe", lambda item: seen.append(item) or {"dataset": item.key},
               lambda study, rows: rows)
-    assert run_study(config, aim) == [{"dataset": "synthetic"}]
+    study = prepare_study(config)  # loaded once for both runs
+    assert run_study(config, aim, study=study) == [{"dataset": "synthetic"}]
     item = seen[0]
     folder = tmp_path / "out" / "synthetic" / "synthetic"
     ids = list(item.image_ids)
     assert (folder / "image_ids.txt").read_text().splitlines() == ids  # beside every array
+    assert (data / "image_ids.txt").read_text().splitlines() == ids  # beside similarity.npy
     export = folder / "rsatoolbox"
     check = json.loads((export / "check.json").read_text())
     assert check["within_tolerance"] is True
@@ -294,7 +297,7 @@ def test_runner_exports_checked_rdms_and_ids(tmp_path_factory, tmp_path, monkeyp
 
     # A second run finds the export done and leaves it alone.
     stamp = (export / "ablated_rdms.hdf5").stat().st_mtime_ns
-    run_study(config, aim)
+    run_study(config, aim, study=study)
     assert (export / "ablated_rdms.hdf5").stat().st_mtime_ns == stamp
     assert json.loads((export / "check.json").read_text()) == check
 
@@ -309,3 +312,31 @@ def test_missing_rsatoolbox_fails_before_any_work(tmp_path, monkeypatch):
                          models=(("m", "ecoset"),), rsatoolbox=True)
     with pytest.raises(ValueError, match=r"rsatoolbox is not installed.*pip install 'ais_jax\[rsa\]'"):
         config.validate()
+
+
+def test_cli_takes_an_rdm_file_without_kind_and_refuses_wrong_ids(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    images = _images(tmp_path / "images")
+    wrong = list(_SORTED)
+    wrong[2] = "zz.png"
+    _save(tmp_path / "human.hdf5", _distances(), ids=wrong)
+    out = tmp_path / "results"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "AIS_JAX_CACHE": str(tmp_path / "cache")}
+    for extra, message in [
+        ([], "error: .*human.hdf5: pattern descriptor 'image' does not match the images: first "
+             "difference at row 2: 'zz.png' in the file, 'c.png' among the images"),
+        (["--kind=similarity"], "error: .*human.hdf5: an rsatoolbox RDMs file holds "
+                                "dissimilarities; kind='similarity' contradicts it"),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "experiments.aim1", "--model=ecoset", "--rsatoolbox",
+             f"--data_dir={images}", f"--matrix={tmp_path / 'human.hdf5'}", f"--out={out}",
+             *extra], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1, proc.stderr
+        assert re.search(message, proc.stderr), proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not out.exists()
