@@ -73,7 +73,8 @@ def test_release_tree_loads_with_folders_and_variables_reported(tmp_path, caplog
         assert origin == {"layout": "peterson-release", "category_folder": str(tmp_path / category),
                           "image_dir": str(image_dir), "matrix_path": str(mat),
                           "variable": variable}
-        assert f"{category}: images from {image_dir}, matrix {mat} variable {variable!r}" in caplog.text
+        line = f"{category}: images from {image_dir}, matrix {mat} variable {variable!r}"
+        assert line in caplog.text
     assert loaded["automobiles"].name == "Transportation"
     # The size may be given: the release's 120 images are not in this small tree.
     found = release.find_category(tmp_path / "fruits", n_images=N)
@@ -99,16 +100,16 @@ def test_ambiguous_matrices_are_listed(tmp_path):
     truth = _release(tmp_path)
     # A second N x N variable in another file of the tree.
     scipy.io.savemat(tmp_path / "animals" / "data" / "counts.mat", {"nRatings": _sim(9) * 10})
-    message = (r"animals: more than one candidate similarity matrix: .*counts\.mat:nRatings \(5x5\), "
-               r".*turkAnimals\.mat:simMatAnimals \(5x5\)")
+    message = (r"animals: more than one candidate similarity matrix: "
+               r".*counts\.mat:nRatings \(5x5\), .*turkAnimals\.mat:simMatAnimals \(5x5\)")
     with pytest.raises(ValueError, match=message):
         datasets.load_peterson(tmp_path, "animals")
     # ... or in the same file.
     scipy.io.savemat(tmp_path / "fruits" / "fruit_data.mat", {"S": _sim(2), "S_sd": _sim(4)})
     with pytest.raises(ValueError, match=r"fruit_data\.mat:S \(5x5\), .*fruit_data\.mat:S_sd"):
         datasets.load_peterson(tmp_path, "fruits")
-    assert "automobiles" in truth
-    datasets.load_peterson(tmp_path, "automobiles")  # untouched category still loads
+    ds = datasets.load_peterson(tmp_path, "automobiles")["automobiles"]  # untouched: still loads
+    np.testing.assert_array_equal(ds.similarity, truth["automobiles"][4])
 
 
 def test_ambiguous_image_folders_are_listed(tmp_path):

@@ -76,8 +76,8 @@ def test_export_reproduces_rho_and_global_ais(tmp_path, problem):
     scores = rsa.rsatoolbox_scores(paths)
     np.testing.assert_allclose(scores["rho"], rho, rtol=0, atol=1e-6)
     np.testing.assert_allclose(scores["ais_rho"], want_ais, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(scores["ais_r2"], np.asarray(ais.global_ais(sims, human, score="r2")),
-                               rtol=0, atol=1e-6)
+    want_r2 = np.asarray(ais.global_ais(sims, human, score="r2"))
+    np.testing.assert_allclose(scores["ais_r2"], want_r2, rtol=0, atol=1e-6)
 
     # What the files say about themselves.
     for r in (h_rdm, m_rdm, a_rdm):
@@ -147,8 +147,8 @@ def _distances(seed: int = 0) -> np.ndarray:
 
 
 def _save(path: Path, d: np.ndarray, ids=_SORTED, **kw) -> Path:
-    rdms = rsatoolbox.rdm.RDMs(d if d.ndim == 3 else d[None], pattern_descriptors={"image": list(ids)},
-                               **kw)
+    rdms = rsatoolbox.rdm.RDMs(d if d.ndim == 3 else d[None],
+                               pattern_descriptors={"image": list(ids)}, **kw)
     rdms.save(str(path))  # rsatoolbox's own writer
     return path
 
@@ -197,8 +197,9 @@ def test_one_rdm_of_several_is_picked_by_a_descriptor(tmp_path):
     assert ds.origin["selected"] == "subject=s1"
     ds = datasets.load_plain(images, f"{tmp_path / 'many.hdf5'}:index=2", kind=None)
     np.testing.assert_allclose(-ds.similarity, stack[2], rtol=0, atol=1e-15)
-    with pytest.raises(ValueError, match=r"many\.hdf5: holds 3 RDMs; pick one with .*many\.hdf5:"
-                                         r"<descriptor>=<value> \(rdm descriptors: index, subject\)"):
+    message = (r"many\.hdf5: holds 3 RDMs; pick one with .*many\.hdf5:<descriptor>=<value> "
+               r"\(rdm descriptors: index, subject\)")
+    with pytest.raises(ValueError, match=message):
         datasets.load_plain(images, tmp_path / "many.hdf5", kind=None)
     with pytest.raises(ValueError, match=r"2 RDMs have subject='s2'; expected exactly one"):
         datasets.load_plain(images, f"{tmp_path / 'many.hdf5'}:subject=s2", kind=None)
@@ -310,7 +311,8 @@ def test_missing_rsatoolbox_fails_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "rsatoolbox.rdm", None)  # as if not installed
     config = StudyConfig(out=str(tmp_path / "out"), data_dir=str(tmp_path),
                          models=(("m", "ecoset"),), rsatoolbox=True)
-    with pytest.raises(ValueError, match=r"rsatoolbox is not installed.*pip install 'ais_jax\[rsa\]'"):
+    message = r"rsatoolbox is not installed.*pip install 'ais_jax\[rsa\]'"
+    with pytest.raises(ValueError, match=message):
         config.validate()
 
 

@@ -63,7 +63,9 @@ class ReleaseCategory:
 def _walk(folder: Path):
     """Yields ``(directory, file paths)`` of a tree in sorted order, hidden entries skipped."""
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIPPED_DIRS)
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and d not in _SKIPPED_DIRS
+        )
         yield Path(dirpath), [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
 
 

@@ -143,7 +143,9 @@ def _check_ids(image_ids: Sequence[str], n: int) -> list[str]:
         raise ValueError("image ids must be unique to name RDM patterns")
     for i in ids:  # rsatoolbox's HDF5 writer stores strings as ASCII bytes
         if not i.isascii():
-            raise ValueError(f"image id {i!r} is not ASCII; rsatoolbox's HDF5 writer cannot store it")
+            raise ValueError(
+                f"image id {i!r} is not ASCII; rsatoolbox's HDF5 writer cannot store it"
+            )
     return ids
 
 
