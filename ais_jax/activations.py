@@ -4,7 +4,7 @@ Both depend only on the weights, the image files, the preprocessing and the inpu
 on the human matrix, so a cache entry is keyed by a hash of exactly those:
 
     cache_dir()/activations/<key>.npz     acts [n, h, w, 512]
-    cache_dir()/ablations/<key>.npz       full [n, n], global_ [512, n, n], per_image [n, 512, n]
+    cache_dir()/ablations/<key>.npz       full [n, n], global_delta [512, n, n], per_image_delta [n, 512, n]
 
 The weights are named by the digest of the tensors actually used (``tensors_sha256`` in the
 metadata `ais_jax.weights.load_vgg16` returns, verified when the file was read), not by the

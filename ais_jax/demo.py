@@ -38,6 +38,7 @@ import scipy.stats
 
 from ais_jax import activations, aim1, figures, storage
 from ais_jax.ablation import full_embeddings
+from ais_jax.data.datasets import write_image_ids
 from ais_jax.similarity import corr_matrix
 from ais_jax.weights import load_vgg16, save_params
 from ais_jax.models.vgg16 import BLOCK, EMBED_DIM, NUM_MAPS, random_params
@@ -326,6 +327,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     planted = np.sort(rng.choice(live, cfg.planted, replace=False))
     human = plant_similarity(params["head"], blocks, planted, cfg.noise, rng)
     storage.write_npy(data / "similarity.npy", human)
+    write_image_ids(data, [p.name for p in paths])  # the matrix's row order
     storage.write_json(data / "planted_maps.json", {"planted": planted.tolist(),
                                                     "noise": cfg.noise, "seed": cfg.seed})
     preamble = _describe(cfg, live.size)

@@ -22,11 +22,15 @@ flags.DEFINE_string("weights", None, "A converted .safetensors file to use inste
 flags.DEFINE_string("data_dir", None, "Peterson root (<root>/<category>/images, "
                     ".../sim_judgements) or, with --matrix, a folder of images.")
 flags.DEFINE_list("datasets", None, "Peterson categories to run (default: all six).")
-flags.DEFINE_string("matrix", None, "Plain dataset: n x n .npy/.csv matrix of the images in "
-                    "--data_dir, sorted by file name.")
+flags.DEFINE_string("matrix", None, "Plain dataset: n x n .npy/.csv/.mat matrix of the images "
+                    "in --data_dir, sorted by file name, or an rsatoolbox RDMs .hdf5 "
+                    "(<file>:<descriptor>=<value> picks one RDM of several).")
 flags.DEFINE_enum("kind", None, ["similarity", "dissimilarity"],
                   "Required with --matrix: whether it holds similarities or dissimilarities "
-                  "(sign-flipped). Never guessed: a wrong kind flips the sign of every score.")
+                  "(sign-flipped). Never guessed: a wrong kind flips the sign of every score. "
+                  "Not needed for an rsatoolbox file (it says it holds dissimilarities).")
+flags.DEFINE_bool("rsatoolbox", False, "Also write each model and dataset's human, model and "
+                  "512 ablated-model RDMs as rsatoolbox HDF5 files (needs the 'rsa' extra).")
 flags.DEFINE_string("name", None, "Plain dataset: its name (default: the folder's name).")
 flags.DEFINE_bool("symmetrize", False, "Average the human matrix with its transpose.")
 flags.DEFINE_string("out", None, "Results directory (default: results/<aim>, or the demo's).")
@@ -72,7 +76,7 @@ def study_kwargs(default_out: str) -> dict:
         out=out, data_dir=FLAGS.data_dir, models=models(),
         datasets=tuple(FLAGS.datasets) if FLAGS.datasets else None, matrix=FLAGS.matrix,
         kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
-        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps)
+        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox)
 
 
 def report_errors(fn: Callable[[], int | None]) -> int:

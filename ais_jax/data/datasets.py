@@ -27,8 +27,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import scipy.io
 
+from ais_jax import storage
+
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MATRIX_SUFFIXES = (".npy", ".csv", ".mat")
+MATRIX_SUFFIXES = (".npy", ".csv", ".mat", ".hdf5", ".h5")  # .hdf5/.h5: rsatoolbox RDMs
 KINDS = ("similarity", "dissimilarity")
 
 # Asymmetry tolerated without symmetrize=True, relative to the largest off-diagonal |entry|:
@@ -39,6 +43,9 @@ PETERSON_CATEGORIES = ("animals", "automobiles", "fruits", "furniture", "various
 PETERSON_DISPLAY_NAMES = {c: c.capitalize() for c in PETERSON_CATEGORIES} | {
     "automobiles": "Transportation"  # as the paper calls it
 }
+# Beside every per-image output: its image ids, one per line, in row order.
+IMAGE_IDS_FILE = "image_ids.txt"
+
 _PETERSON_IMAGES = "images"
 log = logging.getLogger(__name__)
 _PETERSON_MATRICES = "sim_judgements"
@@ -57,6 +64,8 @@ class Dataset:
       kind: ``'similarity'`` or ``'dissimilarity'``, as declared for ``matrix_path``.
       asymmetry: max |H - H^T| of the matrix as read (before any symmetrisation).
       symmetrized: whether ``similarity`` was replaced by (H + H^T) / 2.
+      origin: how the files were found, JSON-ready (layout; the .mat variable; for the
+        Peterson release the folders searched; for rsatoolbox files the RDM picked).
     """
 
     name: str
@@ -66,6 +75,7 @@ class Dataset:
     kind: str
     asymmetry: float
     symmetrized: bool = False
+    origin: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         paths = tuple(Path(p) for p in self.image_paths)
@@ -132,6 +142,7 @@ class Dataset:
             "kind": self.kind,
             "asymmetry": self.asymmetry,
             "symmetrized": self.symmetrized,
+            "origin": dict(self.origin),
             "fingerprint": self.fingerprint(),
         }
 
@@ -190,6 +201,17 @@ def list_images(image_dir: str | os.PathLike) -> tuple[Path, ...]:
     return paths
 
 
+def write_image_ids(folder: str | os.PathLike, image_ids: Iterable[str]) -> Path:
+    """Writes ``<folder>/image_ids.txt``: one image id per line, in row order (atomically).
+
+    Every array a run writes per image goes in a folder with this file, so that row i of any
+    of them can be told to be image i.
+    """
+    path = Path(folder) / IMAGE_IDS_FILE
+    storage.write_text(path, "".join(f"{i}\n" for i in image_ids))
+    return path
+
+
 def _loadmat(path: Path) -> dict[str, np.ndarray]:
     """The 2-D real numeric variables of a MATLAB file."""
     try:
@@ -200,7 +222,7 @@ def _loadmat(path: Path) -> dict[str, np.ndarray]:
             " save(file, 'variable', '-v7'), or load it with h5py and write it with"
             " scipy.io.savemat or numpy.save"
         ) from e
-    except (ValueError, OSError, TypeError) as e:
+    except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as e:  # short files
         raise ValueError(f"{path}: cannot read MATLAB file ({e})") from e
     return {
         k: v
@@ -219,11 +241,17 @@ def _describe(variables: dict[str, np.ndarray]) -> str:
 def read_matrix(path: str | os.PathLike) -> np.ndarray:
     """Reads a matrix from ``.npy``, ``.csv`` (comma-separated numbers, no header) or ``.mat``.
 
-    A ``.mat`` file must hold exactly one 2-D numeric variable.
+    A ``.mat`` file must hold exactly one 2-D numeric variable. An rsatoolbox ``.hdf5``/``.h5``
+    file gives its one RDM (or the one ``<file>:<descriptor>=<value>`` picks) as a square
+    *dissimilarity* matrix, unchecked against images (`load_plain` checks them).
 
     Returns:
       The matrix as float64 (shape unchecked).
     """
+    from ais_jax.interop import rsatoolbox as rsa  # noqa: PLC0415 (rsatoolbox is optional)
+
+    if rsa.is_rdm_file(path):
+        return rsa.read_rdm(path).matrix
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: matrix file not found")
@@ -340,37 +368,54 @@ def _dataset(
     *,
     kind: str,
     symmetrize: bool,
+    origin: dict | None = None,
 ) -> Dataset:
     paths = list_images(image_dir)
     h, asymmetry = validate_matrix(matrix, len(paths), source=matrix_path, symmetrize=symmetrize,
                                    images=paths, skipped=scan_images(image_dir)[1])
     if kind == "dissimilarity":
         h = -h  # SPEC §3: a sign flip, so that Pearson correlations change sign only
-    return Dataset(name, paths, h, matrix_path, kind, asymmetry, symmetrize)
+    return Dataset(name, paths, h, matrix_path, kind, asymmetry, symmetrize, dict(origin or {}))
 
 
 def load_plain(
     image_dir: str | os.PathLike,
     matrix_path: str | os.PathLike,
     *,
-    kind: str,
+    kind: str | None,
     symmetrize: bool = False,
     name: str | None = None,
 ) -> Dataset:
-    """Loads an image folder plus an n x n matrix file (``.npy``, ``.csv`` or ``.mat``).
+    """Loads an image folder plus an n x n matrix file (``.npy``, ``.csv``, ``.mat`` or an
+    rsatoolbox RDMs ``.hdf5``/``.h5``, optionally ``<file>:<descriptor>=<value>``).
 
-    Row/column i of the matrix belongs to the i-th image in sorted file-name order.
+    Row/column i of the matrix belongs to the i-th image in sorted file-name order; an RDMs
+    file's pattern descriptor must list the images in that order
+    (`ais_jax.interop.rsatoolbox.read_rdm`).
 
     Args:
       image_dir: folder of images (see `list_images`).
       matrix_path: the matrix file (see `read_matrix`).
-      kind: ``'similarity'`` or ``'dissimilarity'``; required, never guessed.
+      kind: ``'similarity'`` or ``'dissimilarity'``; required, never guessed. An RDMs file is
+        a dissimilarity by definition: pass None (or ``'dissimilarity'``).
       symmetrize: use (H + H^T) / 2 instead of rejecting an asymmetric matrix.
       name: display name; defaults to the folder name.
 
     Returns:
       The validated `Dataset`.
     """
+    from ais_jax.interop import rsatoolbox as rsa  # noqa: PLC0415 (rsatoolbox is optional)
+
+    if rsa.is_rdm_file(matrix_path):
+        if kind not in (None, "dissimilarity"):
+            raise ValueError(
+                f"{matrix_path}: an rsatoolbox RDMs file holds dissimilarities; kind={kind!r}"
+                " contradicts it (leave kind unset)"
+            )
+        image_dir = Path(image_dir)
+        imported = rsa.read_rdm(matrix_path, image_ids=[p.name for p in list_images(image_dir)])
+        return _dataset(name or image_dir.name, image_dir, imported.matrix, imported.path,
+                        kind="dissimilarity", symmetrize=symmetrize, origin=imported.origin())
     image_dir, matrix_path = Path(image_dir), Path(matrix_path)
     if kind is None:
         raise ValueError(
@@ -389,10 +434,11 @@ def load_plain(
         matrix_path,
         kind=kind,
         symmetrize=symmetrize,
+        origin={"layout": "plain"},
     )
 
 
-def _peterson_matrix(directory: Path) -> tuple[np.ndarray, Path]:
+def _peterson_matrix(directory: Path) -> tuple[np.ndarray, Path, str]:
     """The one 2-D variable whose name contains 'sim' among the ``.mat`` files of a folder."""
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: similarity folder not found")
@@ -415,8 +461,8 @@ def _peterson_matrix(directory: Path) -> tuple[np.ndarray, Path]:
             f"{directory}: {problem} 2-D variable whose name contains 'sim' in the .mat files"
             f" ({'; '.join(everything)})"
         )
-    path, _, matrix = candidates[0]
-    return matrix, path
+    path, variable, matrix = candidates[0]
+    return matrix, path, variable
 
 
 def load_peterson(
@@ -424,21 +470,29 @@ def load_peterson(
     categories: Iterable[str] | str | None = None,
     *,
     symmetrize: bool = False,
+    n_images: int | None = None,
 ) -> dict[str, Dataset]:
     """Loads categories of the Peterson et al. (2018) set (SPEC §8).
 
-    Layout: ``<root>/<category>/images/*.{jpg,png,...}`` and one MATLAB file under
+    Layouts: ``<root>/<category>/images/*.{jpg,png,...}`` and one MATLAB file under
     ``<root>/<category>/sim_judgements/`` holding a similarity matrix in a variable whose name
-    contains ``'sim'``.
+    contains ``'sim'``; or, where a category has no such two folders, the release as its
+    authors distribute it: the one image folder and the one square ``.mat`` variable of
+    matching size found in the category's folder tree (`ais_jax.data.release.find_category`).
+    Each dataset's ``origin`` (and a log line) says which folder and variable were used.
 
     Args:
       root: folder holding one sub-folder per category.
       categories: folder names to load (default: all of `PETERSON_CATEGORIES`).
       symmetrize: use (H + H^T) / 2 instead of rejecting an asymmetric matrix.
+      n_images: release layout only: the number of images to look for (None: any number
+        that one image folder and one matrix share).
 
     Returns:
       category folder name -> `Dataset` (named by `PETERSON_DISPLAY_NAMES`), in the order asked.
     """
+    from ais_jax.data import release  # noqa: PLC0415 (release.py imports this module)
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: Peterson data folder not found")
@@ -448,20 +502,25 @@ def load_peterson(
         categories = (categories,)
     datasets = {}
     for category in categories:
-        folder = root / category
-        if not folder.is_dir():
-            present = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise FileNotFoundError(
-                f"{folder}: category folder not found; {root} holds:"
-                f" {', '.join(present) or 'no folders'}"
-            )
-        matrix, matrix_path = _peterson_matrix(folder / _PETERSON_MATRICES)
+        folder = release.find_category_folder(root, category)
+        if (folder / _PETERSON_IMAGES).is_dir() and (folder / _PETERSON_MATRICES).is_dir():
+            matrix, matrix_path, variable = _peterson_matrix(folder / _PETERSON_MATRICES)
+            image_dir, layout = folder / _PETERSON_IMAGES, "peterson"
+        else:
+            found = release.find_category(folder, n_images=n_images)
+            image_dir, matrix_path, variable = found.image_dir, found.matrix_path, found.variable
+            matrix, layout = _loadmat(matrix_path)[variable], "peterson-release"
+        log.info("%s: images from %s, matrix %s variable %r (%s layout)", category, image_dir,
+                 matrix_path, variable, layout)
         datasets[category] = _dataset(
             PETERSON_DISPLAY_NAMES.get(category, category.capitalize()),
-            folder / _PETERSON_IMAGES,
+            image_dir,
             matrix,
             matrix_path,
             kind="similarity",
             symmetrize=symmetrize,
+            origin={"layout": layout, "category_folder": str(folder),
+                    "image_dir": str(image_dir), "matrix_path": str(matrix_path),
+                    "variable": variable},
         )
     return datasets

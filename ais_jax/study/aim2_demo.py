@@ -33,6 +33,7 @@ import PIL.ImageDraw
 
 from ais_jax import activations, demo, storage
 from ais_jax.ablation import full_embeddings
+from ais_jax.data.datasets import write_image_ids
 from ais_jax.explain import heatmaps as hm
 from ais_jax.models.vgg16 import pool_blocks
 from ais_jax.similarity import corr_matrix
@@ -242,6 +243,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     human = base + eps + eps.T
     np.fill_diagonal(human, 1.0)
     storage.write_npy(data / "similarity.npy", human)
+    write_image_ids(data, [p.name for p in paths])  # the matrix's row order
     preamble = _describe(cfg)
     result = run_aim2(Aim2Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),

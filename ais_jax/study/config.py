@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from ais_jax.data.datasets import KINDS
+from ais_jax.interop.rsatoolbox import is_rdm_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,10 +24,12 @@ class StudyConfig:
       models: ``(label, source)`` pairs; source is ``'imagenet'``, ``'ecoset'`` (converted
         weights in the cache) or a path to a converted ``.safetensors`` file.
       datasets: Peterson categories to run (None: all six).
-      matrix: plain layout only: the ``n x n`` ``.npy``/``.csv`` matrix of the images in
-        ``data_dir`` (sorted by file name).
+      matrix: plain layout only: the ``n x n`` ``.npy``/``.csv``/``.mat`` matrix of the images
+        in ``data_dir`` (sorted by file name), or an rsatoolbox RDMs ``.hdf5``
+        (``<file>:<descriptor>=<value>`` picks one of several RDMs).
       kind: ``'similarity'`` or ``'dissimilarity'``: required with ``matrix`` (SPEC §3: never
-        guessed; a dissimilarity matrix is converted by a sign flip); the Peterson layout holds
+        guessed; a dissimilarity matrix is converted by a sign flip), except for an
+        rsatoolbox file, which says it holds dissimilarities; the Peterson layout holds
         similarities, so it needs none.
       name: plain layout only: the dataset's name (default: the folder's name).
       symmetrize: average the matrix with its transpose (default: use the upper triangle).
@@ -34,6 +37,8 @@ class StudyConfig:
       batch_size: images per trunk call.
       chunk_maps: maps per ablation step (None: the kernels' default).
       preamble: Markdown placed at the top of summary.md (the demos describe themselves there).
+      rsatoolbox: also write each (model, dataset)'s human, model and ablated-model RDMs as
+        rsatoolbox files, with a check of rho and AIS (`ais_jax.interop.rsatoolbox`).
     """
 
     out: str
@@ -48,6 +53,7 @@ class StudyConfig:
     batch_size: int = 8
     chunk_maps: int | None = None
     preamble: str = ""
+    rsatoolbox: bool = False
 
     def validate(self) -> None:
         """Raises ValueError naming the flag when a setting is unusable.
@@ -59,7 +65,7 @@ class StudyConfig:
         labels = [label for label, _ in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError(f"model labels must differ, got {labels}")
-        if self.matrix is not None and self.kind is None:
+        if self.matrix is not None and self.kind is None and not is_rdm_file(self.matrix):
             raise ValueError(f"--kind is required with --matrix={self.matrix}: say whether it "
                              "holds similarities or dissimilarities (--kind=similarity or "
                              "--kind=dissimilarity); it is never guessed, and a wrong kind flips "
@@ -76,6 +82,10 @@ class StudyConfig:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}")
         if self.chunk_maps is not None and self.chunk_maps < 1:
             raise ValueError(f"--chunk_maps must be at least 1, got {self.chunk_maps}")
+        if self.rsatoolbox:
+            from ais_jax.interop import rsatoolbox  # noqa: PLC0415 (optional extra)
+
+            rsatoolbox.require()  # --rsatoolbox without the extra fails before any work
 
     def min_images(self) -> tuple[int, str]:
         """The fewest images a dataset may have, and why (for the error message)."""

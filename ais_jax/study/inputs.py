@@ -30,9 +30,10 @@ def layout_help(root: Path) -> str:
     return (
         "Expected either the Peterson et al. (2018) layout\n"
         f"  {root}/<category>/images/*.jpg|png   and   {root}/<category>/sim_judgements/*.mat\n"
-        "(categories: animals, automobiles, fruits, furniture, various, vegetables), or a plain "
-        "dataset: --data_dir=<folder of images> --matrix=<n x n .npy or .csv> "
-        "[--kind=similarity|dissimilarity]."
+        "(categories: animals, automobiles, fruits, furniture, various, vegetables) or the "
+        "release as distributed (each category's one image folder and one n x n .mat variable "
+        "are found in its folder tree), or a plain dataset: --data_dir=<folder of images> "
+        "--matrix=<n x n .npy, .csv, .mat or rsatoolbox .hdf5> [--kind=similarity|dissimilarity]."
     )
 
 
@@ -69,14 +70,9 @@ def load_datasets(config: StudyConfig) -> list[tuple[str, ds_lib.Dataset]]:
                                symmetrize=config.symmetrize, name=config.name)
         found = [(dataset_key(ds), ds)]
     else:
-        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        # load_peterson finds each category's folder (also nested or aliased, as in the
+        # release) and says what the root holds when one is missing.
         wanted = list(config.datasets) if config.datasets else None
-        if wanted:
-            missing = [c for c in wanted if c not in present]
-            if missing:
-                raise FileNotFoundError(
-                    f"{root}: no category folder {', '.join(missing)}; it has "
-                    f"{', '.join(present) or 'no folders'}.\n{layout_help(root)}")
         try:
             loaded = ds_lib.load_peterson(root, wanted, symmetrize=config.symmetrize)
         except FileNotFoundError as e:

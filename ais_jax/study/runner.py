@@ -8,7 +8,9 @@ results row, and an across-datasets step, called with the `Study` and all rows. 
    images, aspect ratios, size) and every model's weights -- anything wrong with the user's
    input fails here, before anything is written;
 2. writes ``<out>/run.json`` (config, checkpoints, datasets, versions);
-3. calls the per-(model, dataset) step for every model (outer) and dataset (inner);
+3. calls the per-(model, dataset) step for every model (outer) and dataset (inner), after
+   writing the item folder's ``image_ids.txt`` (the row order of every per-image array there)
+   and, with ``config.rsatoolbox``, its rsatoolbox RDM files;
 4. calls the across-datasets step and returns what it returns.
 
 Resuming is the steps' business, with `ais_jax.study.resume` (one JSON record per finished
@@ -29,7 +31,7 @@ import scipy
 
 import ais_jax
 from ais_jax import preflight, storage
-from ais_jax.data.datasets import Dataset
+from ais_jax.data.datasets import Dataset, write_image_ids
 from ais_jax.data.images import PREPROCESS_VERSION
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.inputs import LoadedModel, load_datasets, load_models
@@ -139,7 +141,14 @@ def run_study(config: StudyConfig, aim: Aim, *, study: Study | None = None) -> A
     """
     study = study if study is not None else prepare_study(config)
     write_run_json(study, aim.versions)
-    rows: list[dict] = [aim.per_dataset(item) for item in study.items()]
+    rows: list[dict] = []
+    for item in study.items():
+        write_image_ids(item.out, item.image_ids)
+        if study.config.rsatoolbox:
+            from ais_jax.interop import rsatoolbox  # noqa: PLC0415 (optional extra)
+
+            rsatoolbox.export_item(item)
+        rows.append(aim.per_dataset(item))
     return aim.across_datasets(study, rows)
 
 
