@@ -81,6 +81,41 @@ def ais_correlation(model: str, a: str, b: str) -> float | None:
     return named.get((a, b), named.get((b, a)))
 
 
+# --- Aim 2 (SPEC §7) ------------------------------------------------------------------------
+
+# Match score between the Ecoset and ImageNet heatmaps per dataset: (median, SD).
+AIM2_MATCH = {
+    "animals": (0.82, 0.17), "automobiles": (0.72, 0.17), "fruits": (0.73, 0.22),
+    "furniture": (0.68, 0.24), "various": (0.66, 0.23), "vegetables": (0.64, 0.25),
+}
+# corr(Match, maxEntropy) where the paper reports it.
+AIM2_MATCH_ENTROPY_CORR = {"animals": -0.39, "fruits": -0.37, "various": -0.29,
+                           "vegetables": -0.31}
+AIM2_STATEMENTS = (
+    "mean AIS per map rarely exceeds 0.01",
+    "per-image MAD is of order 1e-4 and larger for Ecoset than ImageNet (KS p < .05 in all six "
+    "datasets)",
+    "mean-AIS histograms do not differ (KS p >= .05) except Furniture (p = .002)",
+)
+# KS p-values the paper states per dataset: MAD always < .05; mean AIS >= .05 but Furniture.
+AIM2_KS_MEAN_AIS_SIGNIFICANT = {"furniture"}
+
+
+def aim2(dataset: str) -> dict | None:
+    """The paper's Aim 2 numbers for a Peterson category, or None if unknown.
+
+    Returns:
+      ``{'match_median', 'match_sd', 'match_entropy_r' (None where not reported),
+      'ks_mad_significant', 'ks_mean_significant'}``.
+    """
+    dataset = dataset.lower()
+    if dataset not in AIM2_MATCH:
+        return None
+    median, sd = AIM2_MATCH[dataset]
+    return {"match_median": median, "match_sd": sd,
+            "match_entropy_r": AIM2_MATCH_ENTROPY_CORR.get(dataset),
+            "ks_mad_significant": True,
+            "ks_mean_significant": dataset in AIM2_KS_MEAN_AIS_SIGNIFICANT}
 # Table 1: relative risk of the AIS heatmap's top-p% region given the saliency map's
 # (mean, SD over images) -> TABLE1_RR[model][dataset][p]; 'all' pools the six datasets.
 TABLE1_RR = {
