@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -26,6 +27,9 @@ from ais_jax.explain.compare import PERCENTS, top_region  # noqa: E402
 SALIENCY_COLOUR = "#ff7f0e"  # orange
 AIS_COLOUR = "#1f77b4"  # blue
 LINESTYLES = ("solid", "dashed", "dotted", "dashdot")
+# A thin white halo keeps the contours visible on any image.
+HALO = [patheffects.withStroke(linewidth=2.8, foreground="white", alpha=0.8)]
+PANEL_WIDTH = 2.8  # inches per grid panel
 
 
 def _rr_text(rr: Mapping[float, float] | None, percents: Sequence[float]) -> str:
@@ -66,8 +70,9 @@ def draw_contours(ax: Axes, image: np.ndarray, saliency: np.ndarray, heatmap: np
         for region_of, colour in ((saliency, SALIENCY_COLOUR), (heatmap, AIS_COLOUR)):
             region = top_region(region_of, p)[0].astype(np.float64)
             if region.any():  # an empty region (constant map) has no contour
-                ax.contour(region, levels=[0.5], colors=[colour], linestyles=[style],
-                           linewidths=1.4)
+                contours = ax.contour(region, levels=[0.5], colors=[colour],
+                                      linestyles=[style], linewidths=1.4)
+                contours.set_path_effects(HALO)
     ax.set_xlim(-0.5, image.shape[1] - 0.5)
     ax.set_ylim(image.shape[0] - 0.5, -0.5)
     ax.set_xticks([])
@@ -123,8 +128,13 @@ def contour_grid(examples: Sequence[Mapping], *, percents: Sequence[float] = PER
         raise ValueError("contour_grid needs at least one example")
     rows = list(dict.fromkeys(e["dataset"] for e in examples))
     cols = max(sum(e["dataset"] == r for e in examples) for r in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.8 * cols, 2.6 * len(rows) + 0.8),
-                             squeeze=False)
+    aspect = float(np.median([np.shape(e["image"])[0] / np.shape(e["image"])[1]
+                              for e in examples]))
+    row_height = PANEL_WIDTH * aspect + 0.55  # the image and two title lines
+    legend_height = 0.45
+    fig, axes = plt.subplots(len(rows), cols, squeeze=False, figsize=(
+        PANEL_WIDTH * cols + 0.3, row_height * len(rows) + legend_height + (0.3 if suptitle
+                                                                            else 0.0)))
     for r, dataset in enumerate(rows):
         mine = [e for e in examples if e["dataset"] == dataset]
         for c in range(cols):
@@ -140,7 +150,7 @@ def contour_grid(examples: Sequence[Mapping], *, percents: Sequence[float] = PER
     _legend(fig, percents)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout(rect=(0, 0.7 / (2.6 * len(rows) + 0.8), 1, 1))
+    fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
     return fig
 
 

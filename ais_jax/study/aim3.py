@@ -1,8 +1,9 @@
 """Aim 3 end to end (SPEC §6, §7, §11): AIS heatmaps vs saliency maps, on the shared runner.
 
 `run_aim3` is the one library call behind ``python -m experiments.aim3``. Before anything is
-written it loads the datasets and models (`ais_jax.study.runner.prepare_study`) and matches a
-saliency map to every image of every dataset (`ais_jax.explain.saliency_inputs`). Then, for
+written it loads and checks the datasets, matches a saliency map to every image of every dataset
+(`ais_jax.explain.saliency_inputs`; before the weights are read, so that a missing map fails
+fast) and loads the models. Then, for
 each (model, dataset), it gets the AIS heatmaps — read from an Aim 2 output folder when one is
 given and holds them, otherwise computed through the shared pipeline (cached activations and
 ablation similarities, `ais_jax.explain.heatmaps.heatmaps_for_item`) — upsamples them to each
@@ -46,7 +47,8 @@ from ais_jax.saliency import MANIFEST as SALIENCY_MANIFEST
 from ais_jax.study import resume
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.item import StudyItem
-from ais_jax.study.runner import Aim, Study, prepare_study, run_study
+from ais_jax.study.inputs import load_datasets, load_models
+from ais_jax.study.runner import Aim, Study, run_study
 
 # Bump when a record's meaning changes; records with another version are recomputed.
 RECORD_VERSION = 1
@@ -154,17 +156,24 @@ def load_saliency(config: Aim3Config, key: str, ds) -> list[np.ndarray]:
     return maps
 
 
-def check_inputs(study: Study) -> None:
-    """Everything Aim 3 reads beyond the study's own inputs, checked before any write.
+def check_saliency(config: Aim3Config, datasets: Sequence[tuple[str, object]]) -> None:
+    """Every dataset's saliency maps, checked before any write.
 
     Raises:
       FileNotFoundError, ValueError: missing or mis-sized saliency maps (all named, with the
-        command that makes them); Aim 2 heatmaps of other images or another checkpoint.
+        command that makes them), or maps made from other images of the same name.
     """
-    config = study.config
-    for key, ds in study.datasets:
+    for key, ds in datasets:
         load_saliency(config, key, ds)
-    if config.aim2_dir is not None:
+
+
+def check_aim2(study: Study) -> None:
+    """Aim 2 heatmaps to be reused, checked before any write.
+
+    Raises:
+      ValueError: heatmaps of other images or of another checkpoint.
+    """
+    if study.config.aim2_dir is not None:
         for item in study.items():
             aim2_heatmaps(item)
 
@@ -468,6 +477,9 @@ def run_aim3(config: Aim3Config) -> dict:
       MissingWeightsError, FileNotFoundError, ValueError: bad input (missing or mis-sized
         saliency maps included), before anything is written.
     """
-    study = prepare_study(config)
-    check_inputs(study)
+    config.validate()
+    datasets = tuple(load_datasets(config))
+    check_saliency(config, datasets)  # before the (large) weights are read
+    study = Study(config, tuple(load_models(config)), datasets)
+    check_aim2(study)
     return run_study(config, aim3(), study=study)
