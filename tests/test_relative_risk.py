@@ -48,7 +48,7 @@ def test_relative_risk_edge_cases_counted():
     assert np.isposinf(rr.rr[[0, 3]]).all() and np.isnan(rr.rr[[1, 4]]).all()
     assert rr.rr[2] == 0.0 and rr.tp[2] == 0 and rr.fp[2] == 1
     assert rr.counts() == {"finite": 1, "inf": 2, "nan_empty_saliency": 1,
-                           "nan_empty_heatmap": 1}
+                           "nan_empty_heatmap": 1, "nan_full_saliency": 0}
 
 
 def _reference_counts(heat: np.ndarray, sal: np.ndarray, p: float) -> tuple:
@@ -137,3 +137,20 @@ def test_table1_rows_counts_cases_and_pools():
     text = tables.table1_markdown(rows, {"animals": "Animals"})
     assert "| Animals | 3.0 ± 1.4 | 4.0 | 31.9 ± 34.5 | 3 | 1 / 0 |" in text
     assert "| All |" in text
+
+
+def test_region_covering_everything_is_nan_and_spatial_uses_the_canonical_rr():
+    from ais_jax.stats import spatial
+
+    heat = _ramp()
+    full = np.ones((1, 4, 4), bool)
+    rr = compare.relative_risk_from_regions(full, top_region(heat, 25))
+    assert np.isnan(rr.rr[0]) and rr.case[0] == "nan_full_saliency"
+    mask = np.zeros((4, 4), bool)
+    mask[3] = True
+    assert spatial.relative_risk(heat, mask, 25) == np.inf  # CR = the bottom row = the mask
+    mask[3, 2:] = False
+    mask[2] = True  # region = row 2 and (3,0), (3,1); CR = row 3
+    assert spatial.relative_risk(heat, mask, 25) == pytest.approx((2 / 6) / (2 / 10))
+    assert np.isnan(spatial.relative_risk(heat, np.ones((4, 4), bool), 25))
+    assert np.isnan(spatial.relative_risk(np.ones((4, 4)), mask, 25))

@@ -19,9 +19,10 @@ Cases, each counted and reported (`RelativeRisk.counts`), never dropped silently
 * ``'nan_empty_heatmap'``: Sal is not empty but CR is (tp = fp = 0; e.g. an all-zero heatmap,
   which `ais_jax` returns when no AIS is positive) -> NaN;
 * ``'inf'``: fp = 0 and tp > 0 (CR lies inside Sal) -> +inf;
+* ``'nan_full_saliency'``: Sal covers every pixel (fp + tn = 0) -> NaN. The strict rule
+  always leaves a map's minimum out of its region, so this only happens for a region given
+  directly to `relative_risk_from_regions` (e.g. a planted mask);
 * ``'finite'``: everything else (tp = 0 < fp gives RR = 0).
-
-``~Sal`` is never empty: the strict rule always leaves the map's minimum out of Sal.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 import scipy.stats
 
 PERCENTS = (5, 10, 15)
-RR_CASES = ("finite", "inf", "nan_empty_saliency", "nan_empty_heatmap")
+RR_CASES = ("finite", "inf", "nan_empty_saliency", "nan_empty_heatmap", "nan_full_saliency")
 # MATLAB's eps, as the MIT saliency benchmark's KLdiv.m.
 KLD_EPS = 2.2204e-16
 
@@ -128,14 +129,16 @@ def relative_risk_from_regions(sal_region: np.ndarray, cr_region: np.ndarray) ->
     fp = np.sum(~sal_region & cr_region, axis=axes, dtype=np.int64)
     tn = np.sum(~sal_region & ~cr_region, axis=axes, dtype=np.int64)
     empty_sal = tp + fn == 0
-    empty_cr = ~empty_sal & (tp + fp == 0)
-    unbounded = ~empty_sal & ~empty_cr & (fp == 0)
-    finite = ~(empty_sal | empty_cr | unbounded)
+    full_sal = ~empty_sal & (fp + tn == 0)
+    empty_cr = ~empty_sal & ~full_sal & (tp + fp == 0)
+    unbounded = ~empty_sal & ~full_sal & ~empty_cr & (fp == 0)
+    finite = ~(empty_sal | full_sal | empty_cr | unbounded)
     rr = np.full(tp.shape, np.nan)
     rr[unbounded] = np.inf
     # Integer counts, so each ratio is one exact-as-possible float64 division.
     rr[finite] = (tp[finite] * (fp + tn)[finite]) / ((tp + fn)[finite] * fp[finite])
-    case = np.select([finite, unbounded, empty_sal, empty_cr], list(RR_CASES), default="")
+    case = np.select([finite, unbounded, empty_sal, empty_cr, full_sal], list(RR_CASES),
+                     default="")
     return RelativeRisk(rr=rr, tp=tp, fn=fn, fp=fp, tn=tn, case=case)
 
 
