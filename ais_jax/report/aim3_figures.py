@@ -87,7 +87,8 @@ def _legend(fig: Figure, percents: Sequence[float]) -> None:
                Line2D([], [], color=AIS_COLOUR, label="AIS heatmap")]
     handles += [Line2D([], [], color="black", linestyle=s, label=f"top {p:g}%")
                 for p, s in zip(percents, LINESTYLES)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+    ncol = len(handles) if fig.get_figwidth() >= 6 else 3  # narrow single panels: two rows
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False,
                fontsize=8)
 
 
@@ -104,10 +105,10 @@ def contour_figure(image: np.ndarray, saliency: np.ndarray, heatmap: np.ndarray,
     """
     height, width = np.shape(image)[:2]
     scale = 5.0 / max(height, width)
-    fig, ax = plt.subplots(figsize=(max(width * scale, 3.2), height * scale + 1.0))
+    fig, ax = plt.subplots(figsize=(max(width * scale, 3.2), height * scale + 1.0),
+                           layout="constrained")
     draw_contours(ax, image, saliency, heatmap, percents=percents, rr=rr, title=title)
     _legend(fig, percents)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
@@ -130,9 +131,9 @@ def contour_grid(examples: Sequence[Mapping], *, percents: Sequence[float] = PER
     cols = max(sum(e["dataset"] == r for e in examples) for r in rows)
     aspect = float(np.median([np.shape(e["image"])[0] / np.shape(e["image"])[1]
                               for e in examples]))
-    row_height = PANEL_WIDTH * aspect + 0.55  # the image and two title lines
+    row_height = PANEL_WIDTH * aspect + 0.5  # the image and two title lines
     legend_height = 0.45
-    fig, axes = plt.subplots(len(rows), cols, squeeze=False, figsize=(
+    fig, axes = plt.subplots(len(rows), cols, squeeze=False, layout="constrained", figsize=(
         PANEL_WIDTH * cols + 0.3, row_height * len(rows) + legend_height + (0.3 if suptitle
                                                                             else 0.0)))
     for r, dataset in enumerate(rows):
@@ -150,7 +151,6 @@ def contour_grid(examples: Sequence[Mapping], *, percents: Sequence[float] = PER
     _legend(fig, percents)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
     return fig
 
 
