@@ -100,6 +100,9 @@ def test_compare_maps_groups_sizes_in_order():
     heat = [rng.random(s) for s in shapes]
     sal = [rng.random(s) for s in shapes]
     out = compare.compare_maps(heat, sal, percents=(10,))
+    one_by_one = compare.compare_maps(heat, sal, percents=(10,), chunk=1)
+    for key in out:
+        np.testing.assert_array_equal(out[key], one_by_one[key])
     for i in range(3):
         assert out["rr_10"][i] == relative_risk(heat[i], sal[i], 10).rr[0]
         assert out["cc"][i] == pytest.approx(np.corrcoef(heat[i].ravel(), sal[i].ravel())[0, 1])

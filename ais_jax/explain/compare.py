@@ -31,7 +31,7 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
-import scipy.stats
+from tqdm.auto import tqdm
 
 PERCENTS = (5, 10, 15)
 RR_CASES = ("finite", "inf", "nan_empty_saliency", "nan_empty_heatmap", "nan_full_saliency")
@@ -257,24 +257,41 @@ def auc(heat: np.ndarray, positives: np.ndarray) -> np.ndarray:
 
     Args:
       heat: ``[n, H, W]`` maps P.
-      positives: ``[n, H, W]`` bool, e.g. the top-p% saliency region (`top_region`).
+      positives: ``[n, H, W]`` bool, e.g. the top-p% saliency region (`top_region`), or
+        ``[k, n, H, W]`` for k regions per image (the heatmaps are ranked once for all).
 
     Returns:
-      ``[n]`` float64 in [0, 1]; NaN where the region is empty or covers every pixel.
+      ``[n]`` (or ``[k, n]``) float64 in [0, 1]; NaN where the region is empty or covers every
+      pixel.
     """
     heat = _stack(heat, "heatmap")
     positives = np.asarray(positives, bool)
-    if positives.shape != heat.shape:
+    single = positives.ndim == 3
+    if single:
+        positives = positives[None]
+    if positives.shape[1:] != heat.shape:
         raise ValueError(f"positives {positives.shape} must have the heatmaps' shape "
-                         f"{heat.shape}")
+                         f"{heat.shape} (or [k, *that])")
     n = heat.shape[0]
-    ranks = scipy.stats.rankdata(heat.reshape(n, -1), axis=1)  # average ranks, 1-based
-    pos = positives.reshape(n, -1)
-    n_pos = pos.sum(axis=1).astype(np.float64)
-    n_neg = pos.shape[1] - n_pos
-    u = np.sum(np.where(pos, ranks, 0.0), axis=1) - n_pos * (n_pos + 1) / 2
+    flat = heat.reshape(n, -1)  # [n, H*W]
+    ordered = np.sort(flat, axis=1)
+    pos = positives.reshape(positives.shape[0], n, -1)  # [k, n, H*W]
+    n_pos = pos.sum(axis=2).astype(np.float64)  # [k, n]
+    n_neg = pos.shape[2] - n_pos
+    # Sum of the positives' average ranks (1-based, ties averaged, as scipy.stats.rankdata):
+    # a value's average rank is (#smaller + #smaller-or-equal + 1) / 2, read off the sorted
+    # row; only the (few) positive pixels are looked up, so the row is sorted, not argsorted.
+    rank_sum = np.zeros(n_pos.shape)
+    for r in range(pos.shape[0]):
+        for i in range(n):
+            values = flat[i][pos[r, i]]
+            below = np.searchsorted(ordered[i], values, side="left")
+            upto = np.searchsorted(ordered[i], values, side="right")
+            rank_sum[r, i] = np.sum(below + upto + 1) / 2
+    u = rank_sum - n_pos * (n_pos + 1) / 2
     ok = (n_pos > 0) & (n_neg > 0)
-    return np.where(ok, u / np.where(ok, n_pos * n_neg, 1.0), np.nan)
+    out = np.where(ok, u / np.where(ok, n_pos * n_neg, 1.0), np.nan)
+    return out[0] if single else out
 
 
 METRICS = ("cc", "sim", "kld")
@@ -282,16 +299,19 @@ METRICS = ("cc", "sim", "kld")
 
 def compare_maps(
     heatmaps: Sequence[np.ndarray], saliency: Sequence[np.ndarray],
-    percents: Sequence[float] = PERCENTS,
+    percents: Sequence[float] = PERCENTS, *, chunk: int = 16, progress: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Every comparison of this module for a list of images of any sizes.
 
-    Images of one (H, W) are stacked and computed together.
+    Images of one (H, W) are stacked and computed together, ``chunk`` at a time (every value
+    is per image, so chunking bounds memory without changing results).
 
     Args:
       heatmaps: ``n`` maps ``[H_i, W_i]`` (AIS heatmaps, or a baseline).
       saliency: ``n`` saliency maps, each of its heatmap's shape.
       percents: the p of the top-p% regions.
+      chunk: images per stacked computation.
+      progress: a tqdm bar with this description (None: no bar).
 
     Returns:
       ``[n]`` arrays, in image order: ``'cc'``, ``'sim'``, ``'kld'``; per p: ``'rr_<p>'``,
@@ -316,21 +336,30 @@ def compare_maps(
         out[f"case_{tag}"] = np.full(n, "", dtype=object)
         for k in ("tp", "fn", "fp", "tn"):
             out[f"{k}_{tag}"] = np.zeros(n, np.int64)
+    if chunk < 1:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    groups = []
     for shape in dict.fromkeys(shapes):
-        idx = np.array([i for i, s in enumerate(shapes) if s == shape])
+        same = [i for i, s in enumerate(shapes) if s == shape]
+        groups += [np.array(same[j:j + chunk]) for j in range(0, len(same), chunk)]
+    bar = tqdm(total=n, desc=progress, unit="img", disable=progress is None)
+    for idx in groups:
+        bar.update(len(idx))
         heat = _stack(np.stack([heatmaps[i] for i in idx]), "heatmap")
         sal = _stack(np.stack([saliency[i] for i in idx]), "saliency")
         out["cc"][idx], out["sim"][idx], out["kld"][idx] = cc(heat, sal), sim(heat, sal), kld(
             heat, sal)
-        for p in percents:
+        sal_regions = np.stack([top_region(sal, p) for p in percents])  # [k, m, H, W]
+        aucs = auc(heat, sal_regions)  # [k, m]: the heatmaps are ranked once
+        for p, sal_region, auc_p in zip(percents, sal_regions, aucs):
             tag = f"{p:g}"
-            sal_region = top_region(sal, p)
             rr = relative_risk_from_regions(sal_region, top_region(heat, p))
             out[f"rr_{tag}"][idx] = rr.rr
             out[f"case_{tag}"][idx] = rr.case
             for k in ("tp", "fn", "fp", "tn"):
                 out[f"{k}_{tag}"][idx] = getattr(rr, k)
-            out[f"auc_{tag}"][idx] = auc(heat, sal_region)
+            out[f"auc_{tag}"][idx] = auc_p
+    bar.close()
     for p in percents:
         out[f"case_{p:g}"] = out[f"case_{p:g}"].astype(str)
     return out

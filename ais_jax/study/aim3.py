@@ -216,7 +216,8 @@ def heatmaps_for(item: StudyItem) -> tuple["heatmaps_lib.Heatmaps", str]:
 
 
 def compare_sources(heat: Sequence[np.ndarray], sal: Sequence[np.ndarray], *,
-                    percents: Sequence[float], centre_sd: float, seed: int
+                    percents: Sequence[float], centre_sd: float, seed: int,
+                    tag: str | None = None
                     ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
     """Every comparison for the AIS heatmaps and both baselines of one dataset.
 
@@ -226,6 +227,7 @@ def compare_sources(heat: Sequence[np.ndarray], sal: Sequence[np.ndarray], *,
       percents: the p of the top-p% regions.
       centre_sd: centre-bias SD relative to the shorter side.
       seed: mismatched-pairs seed.
+      tag: progress-bar prefix (None: no bars).
 
     Returns:
       (``{source: compare_maps(...)}`` for `SOURCES`, ``partner [n]``: the image whose saliency
@@ -233,11 +235,14 @@ def compare_sources(heat: Sequence[np.ndarray], sal: Sequence[np.ndarray], *,
     """
     partner = baselines.mismatched_pairs(len(heat), seed)
     centre = [baselines.centre_bias(np.shape(h), centre_sd) for h in heat]
+    def bar(source: str) -> str | None:
+        return None if tag is None else f"{tag} {source}"
+
     return {
-        "ais": compare.compare_maps(heat, sal, percents),
-        "centre_bias": compare.compare_maps(centre, sal, percents),
+        "ais": compare.compare_maps(heat, sal, percents, progress=bar("ais")),
+        "centre_bias": compare.compare_maps(centre, sal, percents, progress=bar("centre_bias")),
         "mismatched": compare.compare_maps(heat, baselines.mismatched_saliency(sal, partner),
-                                           percents),
+                                           percents, progress=bar("mismatched")),
     }, partner
 
 
@@ -307,7 +312,7 @@ def run_dataset(item: StudyItem) -> dict:
     if record is None:
         results, partner = compare_sources(heat_maps, sal, percents=percents,
                                            centre_sd=config.centre_sd,
-                                           seed=config.mismatch_seed)
+                                           seed=config.mismatch_seed, tag=item.tag)
         storage.write_text(out / "per_image.csv", csv_text(
             per_image_rows(item.image_ids, heat.sizes, results, partner, percents),
             per_image_columns(percents)))
