@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from ais_jax import paper
 from ais_jax.explain import compare, tables
 from ais_jax.explain.compare import relative_risk, top_region
 
@@ -136,7 +137,11 @@ def test_table1_rows_counts_cases_and_pools():
     assert by["all"]["n"] == 6 and by["all"]["mean"] == 5.0
     assert (by["all"]["n_inf"], by["all"]["n_nan"]) == (1, 1)
     assert (by["animals"]["paper_mean"], by["animals"]["paper_sd"]) == (31.9, 34.5)
-    assert (by["all"]["paper_mean"], by["all"]["paper_sd"]) == (13.1, 22.0)
+    assert by["all"]["paper_mean"] is None  # two of the paper's six datasets: not its "All"
+    six = {("ecoset", d): result([1.0], ["finite"]) for d in paper.TABLE1_RR["ecoset"]
+           if d != "all"}
+    pooled = tables.table1_rows(six, percents=(5,))[-1]
+    assert (pooled["dataset"], pooled["paper_mean"], pooled["paper_sd"]) == ("all", 13.1, 22.0)
     text = tables.table1_markdown(rows, {"animals": "Animals"})
     assert "| Animals | 3.0 ± 1.4 | 4.0 | 31.9 ± 34.5 | 3 | 1 / 0 |" in text
     assert "| All |" in text
