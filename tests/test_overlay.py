@@ -10,7 +10,8 @@ from ais_jax.explain.overlay import colorize, overlay
 def test_pure_red_image_stays_red_in_rgb():
     red = np.zeros((30, 50, 3), np.uint8)
     red[..., 0] = 255
-    heat = np.ones((30, 50), np.float32)  # jet(1) = (0.5, 0, 0): 0.5 * 255 + 0.5 * 127.5 = 191; BGR would be blue
+    # jet(1) = (0.5, 0, 0): 0.5 * 255 + 0.5 * 127.5 = 191 in R; with BGR it would be blue.
+    heat = np.ones((30, 50), np.float32)
     out = overlay(red, heat)
     assert out.shape == (30, 50, 3) and out.dtype == np.uint8
     assert (out[..., 0] == 191).all() and not out[..., 1].any() and not out[..., 2].any()

@@ -96,6 +96,10 @@ def figure3(panels: Sequence[dict]) -> Figure:
         else:
             ok = np.isfinite(p["match"])
             row[2].scatter(p["max_entropy"][ok], p["match"][ok], s=10, c="#525252")
+            x, y = p["max_entropy"][ok], p["match"][ok]
+            if ok.sum() > 2 and np.ptp(x) > 0 and np.ptp(y) > 0:
+                r = np.corrcoef(x, y)[0, 1]
+                row[2].set_title(f"r = {r:.2f}", fontsize=9)
             row[2].set_xlabel("maxEntropy (nats)")
             row[2].set_ylabel("Match")
         for ax in row:

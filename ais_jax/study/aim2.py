@@ -30,6 +30,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -93,7 +94,7 @@ class Aim2Config(StudyConfig):
             raise ValueError(f"--image_weight must be in [0, 1], got {self.image_weight}")
         if self.global_score not in ("r2", "rho"):
             raise ValueError(f"global_score must be 'r2' or 'rho', got {self.global_score!r}")
-        import matplotlib  # a bad colormap fails here, not after the heatmaps are computed
+        # A bad colormap fails here, not after the heatmaps are computed.
         if self.colormap not in matplotlib.colormaps:
             raise ValueError(f"--colormap: unknown matplotlib colormap {self.colormap!r}")
         super().validate()
@@ -110,8 +111,13 @@ def _run_key(item: StudyItem) -> str:
     # so a finished item is recognised without touching the cache.
     acts_key = activations.activation_key(item.model.checkpoint_sha256,
                                           item.dataset.image_paths, item.config.image_size)
+    cfg = item.config
+    # The overlay settings are part of the key so that changing them redraws the overlays.
     return resume.run_key(activations=acts_key, human=resume.digest(item.human),
-                          global_score=item.config.global_score, version=AIM2_FORMAT_VERSION)
+                          global_score=cfg.global_score, overlays=cfg.overlays,
+                          full_maps=cfg.full_maps == "all", full_dtype=cfg.full_dtype,
+                          colormap=cfg.colormap, image_weight=cfg.image_weight,
+                          version=AIM2_FORMAT_VERSION)
 
 
 def _overlay_ids(item: StudyItem) -> list[int]:
@@ -343,6 +349,12 @@ def _f(x, digits: int = 2, fmt: str = "f") -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}{fmt}}"
 
 
+def _paper_match(c: dict) -> str:
+    if c["paper_match_median"] is None:
+        return "–"
+    return f"{c['paper_match_median']:.2f} ± {c['paper_match_sd']:.2f}"
+
+
 def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples: dict,
                      correlations: Sequence[dict]) -> str:
     """The run's summary: per-model descriptives, cross-model statistics beside the paper's."""
@@ -389,7 +401,7 @@ def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples
                 f"| {c['display_name']} | {_f(c['ks_mean_ais_statistic'])}, "
                 f"{_f(c['ks_mean_ais_p'], 2, 'g')} | {_f(c['ks_mad_statistic'])}, "
                 f"{_f(c['ks_mad_p'], 2, 'g')} | {_f(c['match_median'])} ± {_f(c['match_sd'])} "
-                f"| {_f(c['paper_match_median'])} ± {_f(c['paper_match_sd'])} "
+                f"| {_paper_match(c)} "
                 f"| {_f(c['match_entropy_r'])} | {_f(c['match_entropy_p'], 2, 'g')} "
                 f"| {_f(c['paper_match_entropy_r'])} |")
         lines.append("")
