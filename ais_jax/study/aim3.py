@@ -3,8 +3,7 @@
 `run_aim3` is the one library call behind ``python -m experiments.aim3``. Before anything is
 written it loads and checks the datasets, matches a saliency map to every image of every dataset
 (`ais_jax.explain.saliency_inputs`; before the weights are read, so that a missing map fails
-fast) and loads the models. Then, for
-each (model, dataset), it gets the AIS heatmaps — read from an Aim 2 output folder when one is
+fast) and loads the models. Then, for each (model, dataset), it gets the AIS heatmaps — read from an Aim 2 output folder when one is
 given and holds them, otherwise computed through the shared pipeline (cached activations and
 ablation similarities, `ais_jax.explain.heatmaps.heatmaps_for_item`) — upsamples them to each
 image's (H, W) and compares them with the saliency maps: relative risk at p = 5/10/15 %, CC,
