@@ -116,3 +116,37 @@ def aim2(dataset: str) -> dict | None:
             "match_entropy_r": AIM2_MATCH_ENTROPY_CORR.get(dataset),
             "ks_mad_significant": True,
             "ks_mean_significant": dataset in AIM2_KS_MEAN_AIS_SIGNIFICANT}
+# Table 1: relative risk of the AIS heatmap's top-p% region given the saliency map's
+# (mean, SD over images) -> TABLE1_RR[model][dataset][p]; 'all' pools the six datasets.
+TABLE1_RR = {
+    "ecoset": {
+        "animals": {5: (31.9, 34.5), 10: (17.2, 18.1), 15: (12.2, 10.3)},
+        "automobiles": {5: (7.4, 11.5), 10: (6.9, 10.4), 15: (6.0, 8.3)},
+        "fruits": {5: (9.2, 16.5), 10: (7.9, 13.5), 15: (6.2, 8.2)},
+        "furniture": {5: (7.5, 13.1), 10: (5.7, 7.2), 15: (4.8, 5.1)},
+        "various": {5: (15.2, 22.6), 10: (9.6, 10.3), 15: (8.0, 7.5)},
+        "vegetables": {5: (7.6, 12.5), 10: (5.6, 7.6), 15: (4.6, 4.8)},
+        "all": {5: (13.1, 22.0), 10: (8.8, 12.4), 15: (7.0, 8.0)},
+    },
+    "imagenet": {
+        "animals": {5: (33.6, 48.1), 10: (16.4, 14.5), 15: (11.9, 9.0)},
+        "automobiles": {5: (5.0, 7.5), 10: (4.7, 5.6), 15: (4.9, 5.4)},
+        "fruits": {5: (9.8, 20.5), 10: (7.1, 11.5), 15: (6.0, 9.0)},
+        "furniture": {5: (7.0, 12.0), 10: (5.6, 7.4), 15: (4.8, 4.6)},
+        "various": {5: (16.5, 33.9), 10: (9.4, 10.6), 15: (7.8, 8.2)},
+        "vegetables": {5: (7.0, 13.9), 10: (4.9, 6.4), 15: (4.0, 4.1)},
+        "all": {5: (13.2, 28.5), 10: (8.0, 10.7), 15: (6.6, 7.5)},
+    },
+}
+
+
+def table1(model: str, dataset: str, p: float) -> tuple[float, float] | None:
+    """The paper's Table 1 (mean, SD) of relative risk, or None for an unknown triple.
+
+    Args:
+      model: ``'ecoset'`` or ``'imagenet'``.
+      dataset: a Peterson category directory name, or ``'all'``.
+      p: 5, 10 or 15 (percent).
+    """
+    by_p = TABLE1_RR.get(model.lower(), {}).get(dataset.lower(), {})
+    return by_p.get(int(p)) if float(p).is_integer() else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ais_jax.explain import compare
+
 
 def mass_share(heat: np.ndarray, mask: np.ndarray) -> float:
     """Share of a non-negative heatmap's total inside ``mask`` (NaN for an all-zero map).
@@ -19,15 +21,15 @@ def mass_share(heat: np.ndarray, mask: np.ndarray) -> float:
 
 def top_region(heat: np.ndarray, p: float) -> np.ndarray:
     """Pixels strictly above the ``100 - p`` percentile (the released rule: ties excluded)."""
-    heat = np.asarray(heat, np.float64)
-    return heat > np.percentile(heat, 100.0 - p)
+    return compare.top_region(heat, p)[0]
 
 
 def relative_risk(heat: np.ndarray, mask: np.ndarray, p: float) -> float:
     """``RR = P(top p% | region) / P(top p% | outside)``; chance = 1.
 
-    ``inf`` when no outside pixel is in the top p% (fp = 0) and some inside one is; NaN when
-    the top region is empty (e.g. a constant map) or the region covers everything/nothing.
+    The canonical RR (`ais_jax.explain.compare.relative_risk_from_regions`) with ``mask`` as
+    Sal: ``inf`` when no outside pixel is in the top p% (fp = 0) and some inside one is; NaN
+    when the top region is empty (e.g. a constant map) or the region covers everything/nothing.
 
     Args:
       heat: ``[H, W]`` heatmap.
@@ -35,12 +37,4 @@ def relative_risk(heat: np.ndarray, mask: np.ndarray, p: float) -> float:
       p: percentage of pixels, e.g. 5, 10, 15.
     """
     mask = np.asarray(mask, bool)
-    top = top_region(heat, p)
-    inside, outside = mask.sum(), (~mask).sum()
-    if inside == 0 or outside == 0 or not top.any():
-        return float("nan")
-    tp_rate = (top & mask).sum() / inside
-    fp_rate = (top & ~mask).sum() / outside
-    if fp_rate == 0:
-        return float("inf") if tp_rate > 0 else float("nan")
-    return float(tp_rate / fp_rate)
+    return float(compare.relative_risk_from_regions(mask[None], top_region(heat, p)[None]).rr[0])
