@@ -68,10 +68,7 @@ def _run() -> int:
     return 0
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    return _flags.report_errors(_run)
+main = _flags.entry_point(_run)
 
 
 if __name__ == "__main__":
