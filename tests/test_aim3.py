@@ -24,7 +24,7 @@ def _config(result: dict, out: Path, sal_dir: Path, **kw) -> aim3.Aim3Config:
     data = Path(result["out"]) / "demo_data"
     return aim3.Aim3Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
-        name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
+        kind="similarity", name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
         image_size=SMALL_DEMO["image_size"], batch_size=SMALL_DEMO["batch_size"],
         saliency_dir=str(sal_dir), examples=3, **kw)
 
@@ -126,7 +126,8 @@ def test_missing_or_swapped_maps_fail_before_writing(demo_env, tmp_path):
     data = Path(result["out"]) / "demo_data"
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.aim3", f"--data_dir={data / 'images'}",
-         f"--matrix={data / 'similarity.npy'}", f"--saliency_dir={tmp_path / 'nothing'}",
+         f"--matrix={data / 'similarity.npy'}", "--kind=similarity",
+         f"--saliency_dir={tmp_path / 'nothing'}",
          f"--weights={result['checkpoint']}", f"--out={out}"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr

@@ -47,9 +47,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", server.content_type)
         self.end_headers()
+        # Counted before writing: the client may finish reading before this thread runs on.
+        server.sent += min(len(body), server.cut_after or len(body))
         # `cut_after` bytes of the body, then the connection closes short of Content-Length.
         self.wfile.write(body[: server.cut_after] if server.cut_after is not None else body)
-        server.sent += min(len(body), server.cut_after or len(body))
 
     def log_message(self, *args):  # keep test output quiet
         pass

@@ -244,7 +244,8 @@ def test_bad_rdm_files(tmp_path):
     _save(tmp_path / "nan.hdf5", d)
     with pytest.raises(ValueError, match=r"nan\.hdf5: 2 non-finite off-diagonal entries"):
         datasets.load_plain(images, tmp_path / "nan.hdf5", kind=None)
-    with pytest.raises(ValueError, match="kind must be 'similarity' or 'dissimilarity', got None"):
+    with pytest.raises(ValueError, match="declare whether the matrix holds similarities or "
+                                         "dissimilarities"):
         np.save(tmp_path / "d.npy", _distances())
         datasets.load_plain(images, tmp_path / "d.npy", kind=None)
 
@@ -265,7 +266,8 @@ def test_runner_exports_checked_rdms_and_ids(tmp_path_factory, tmp_path, monkeyp
     config = StudyConfig(out=str(tmp_path / "out"), data_dir=str(data / "images"),
                          matrix=str(data / "similarity.npy"), name="synthetic",
                          models=(("synthetic", str(demo_run["checkpoint"])),),
-                         image_size=SMALL_DEMO["image_size"], rsatoolbox=True)
+                         kind="similarity", image_size=SMALL_DEMO["image_size"],
+                         rsatoolbox=True)
     seen = []
     aim = Aim("probe", lambda item: seen.append(item) or {"dataset": item.key},
               lambda study, rows: rows)
