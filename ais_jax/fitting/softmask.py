@@ -80,7 +80,7 @@ def masked_embeddings(head_params: dict, contrib: jax.Array, mask: jax.Array) ->
     Returns:
       ``[n, D]`` embeddings.
     """
-    fc6_pre = head_params["fc6"]["bias"] + jnp.einsum(
+    fc6_pre = head_params["fc6"]["bias"][None] + jnp.einsum(
         "k,nko->no", mask, contrib, precision=PRECISION)  # [n, D6]
     return jax.nn.relu(_dense(jax.nn.relu(fc6_pre), head_params["fc7"]))
 
