@@ -1,0 +1,72 @@
+"""The configuration every aim shares: where the data and weights are, what to run, where to write.
+
+An aim's own config subclasses `StudyConfig`, adds its fields (all with defaults) and may
+extend `validate` and `min_images`; `ais_jax.study.runner.run_study` calls both before anything
+is read or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ais_jax.data.datasets import KINDS
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """What every study run needs: data, models, input size and batching.
+
+    Attributes:
+      out: results directory.
+      data_dir: a Peterson root (``<root>/<category>/images``, ``.../sim_judgements``) or, with
+        ``matrix``, a plain folder of images.
+      models: ``(label, source)`` pairs; source is ``'imagenet'``, ``'ecoset'`` (converted
+        weights in the cache) or a path to a converted ``.safetensors`` file.
+      datasets: Peterson categories to run (None: all six).
+      matrix: plain layout only: the ``n x n`` ``.npy``/``.csv`` matrix of the images in
+        ``data_dir`` (sorted by file name).
+      kind: ``'similarity'`` or ``'dissimilarity'`` (plain layout; converted by sign flip).
+      name: plain layout only: the dataset's name (default: the folder's name).
+      symmetrize: average the matrix with its transpose (default: use the upper triangle).
+      image_size: shorter side of the network input.
+      batch_size: images per trunk call.
+      chunk_maps: maps per ablation step (None: the kernels' default).
+      preamble: Markdown placed at the top of summary.md (the demos describe themselves there).
+    """
+
+    out: str
+    data_dir: str
+    models: tuple[tuple[str, str], ...]
+    datasets: tuple[str, ...] | None = None
+    matrix: str | None = None
+    kind: str = "similarity"
+    name: str | None = None
+    symmetrize: bool = False
+    image_size: int = 224
+    batch_size: int = 8
+    chunk_maps: int | None = None
+    preamble: str = ""
+
+    def validate(self) -> None:
+        """Raises ValueError naming the flag when a setting is unusable.
+
+        Subclasses call ``super().validate()`` and add their own checks.
+        """
+        if not self.models:
+            raise ValueError("no model given (--model=ecoset|imagenet|both)")
+        labels = [label for label, _ in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"model labels must differ, got {labels}")
+        if self.kind not in KINDS:
+            raise ValueError(f"--kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.image_size < 32:
+            raise ValueError(f"--image_size must be at least 32 (the trunk pools by 16 and "
+                             f"conv5_3 needs a 2x2 grid), got {self.image_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}")
+        if self.chunk_maps is not None and self.chunk_maps < 1:
+            raise ValueError(f"--chunk_maps must be at least 1, got {self.chunk_maps}")
+
+    def min_images(self) -> tuple[int, str]:
+        """The fewest images a dataset may have, and why (for the error message)."""
+        return 3, "a correlation over the other images of each image"

@@ -1,0 +1,111 @@
+"""Datasets and models of a study, fully checked before anything is written."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ais_jax.data import datasets as ds_lib
+from ais_jax.data.images import open_rgb, resized_shape
+from ais_jax.study.config import StudyConfig
+from ais_jax.weights import load_vgg16
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A model's label, parameters and the identity of its checkpoint."""
+
+    label: str
+    source: str
+    params: Any
+    checkpoint_sha256: str
+    metadata: dict
+
+
+def layout_help(root: Path) -> str:
+    """The two data layouts a study accepts, for error messages."""
+    return (
+        "Expected either the Peterson et al. (2018) layout\n"
+        f"  {root}/<category>/images/*.jpg|png   and   {root}/<category>/sim_judgements/*.mat\n"
+        "(categories: animals, automobiles, fruits, furniture, various, vegetables), or a plain "
+        "dataset: --data_dir=<folder of images> --matrix=<n x n .npy or .csv> "
+        "[--kind=similarity|dissimilarity]."
+    )
+
+
+def dataset_key(ds: ds_lib.Dataset) -> str:
+    """A plain dataset's output-folder name (its name without path separators)."""
+    return ds.name.replace("/", "_").replace("\\", "_")
+
+
+def load_datasets(config: StudyConfig) -> list[tuple[str, ds_lib.Dataset]]:
+    """The datasets a run will use, fully checked (matrix, images) before any output exists.
+
+    Args:
+      config: the run (``data_dir``, ``matrix``, ``kind``, ``name``, ``datasets``,
+        ``symmetrize``, ``image_size`` and `StudyConfig.min_images` are used).
+
+    Returns:
+      ``(key, Dataset)`` pairs: the key names output folders and finds the paper's numbers
+      (the Peterson category folder, e.g. ``'automobiles'``; a plain dataset's name).
+
+    Raises:
+      FileNotFoundError: missing data directory, category or file (the message lists what
+        exists and the layout expected).
+      ValueError: a bad matrix (size, NaN), an unreadable image, too few images or images of
+        different aspect ratios, naming the file.
+    """
+    root = Path(config.data_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data directory {root} does not exist.\n{layout_help(root)}")
+    if config.matrix is not None:
+        if config.datasets:
+            raise ValueError("--datasets selects Peterson categories; it cannot be combined "
+                             "with --matrix (a plain dataset)")
+        ds = ds_lib.load_plain(root, config.matrix, kind=config.kind,
+                               symmetrize=config.symmetrize, name=config.name)
+        found = [(dataset_key(ds), ds)]
+    else:
+        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        wanted = list(config.datasets) if config.datasets else None
+        if wanted:
+            missing = [c for c in wanted if c not in present]
+            if missing:
+                raise FileNotFoundError(
+                    f"{root}: no category folder {', '.join(missing)}; it has "
+                    f"{', '.join(present) or 'no folders'}.\n{layout_help(root)}")
+        try:
+            loaded = ds_lib.load_peterson(root, wanted, symmetrize=config.symmetrize)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e}\n{layout_help(root)}") from e
+        found = list(loaded.items())
+    # The loaders checked the matrices (size, finite, symmetric); here, what the run needs too.
+    fewest, reason = config.min_images()
+    for _, ds in found:
+        n = len(ds.image_paths)
+        if n < fewest:
+            raise ValueError(f"dataset {ds.name!r} ({ds.image_paths[0].parent}) has {n} "
+                             f"images: too few for {reason}")
+        shapes = {}
+        for p in tqdm(ds.image_paths, desc=f"checking {ds.name} images", unit="img",
+                      disable=n < 64):
+            img = open_rgb(p)  # raises ValueError naming an unreadable file
+            shapes.setdefault(resized_shape(img.height, img.width, config.image_size), p)
+        if len(shapes) > 1:
+            (s0, p0), (s1, p1) = list(shapes.items())[:2]
+            raise ValueError(f"{p1}: resized to {s1} (H, W) but {p0} to {s0}; the images of a "
+                             "dataset must share one aspect ratio (crop them first)")
+    return found
+
+
+def load_models(config: StudyConfig) -> list[LoadedModel]:
+    """Loads every model's converted weights (MissingWeightsError says how to make them)."""
+    models = []
+    for label, source in config.models:
+        params, metadata = load_vgg16(source)
+        models.append(LoadedModel(label, str(source), params, metadata["source_sha256"],
+                                  dict(metadata)))
+    return models

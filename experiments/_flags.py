@@ -1,0 +1,76 @@
+"""Command-line flags shared by every experiments/ entry point over models x datasets.
+
+Importing this module defines the shared flags once (absl flags are process-global), so
+experiments.aim1, .aim2 and .aim3 accept the same data, weights and model flags and build the
+shared part of their config with `study_kwargs`. Each entry point defines only its own extras.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_bool("demo", False, "Run the synthetic planted-truth benchmark instead (no data).")
+flags.DEFINE_enum("model", "ecoset", ["ecoset", "imagenet", "both"], "Which VGG-16 checkpoint.")
+flags.DEFINE_string("weights", None, "A converted .safetensors file to use instead of the "
+                    "cached weights of --model (not with --model=both).")
+flags.DEFINE_string("data_dir", None, "Peterson root (<root>/<category>/images, "
+                    ".../sim_judgements) or, with --matrix, a folder of images.")
+flags.DEFINE_list("datasets", None, "Peterson categories to run (default: all six).")
+flags.DEFINE_string("matrix", None, "Plain dataset: n x n .npy/.csv matrix of the images in "
+                    "--data_dir, sorted by file name.")
+flags.DEFINE_enum("kind", "similarity", ["similarity", "dissimilarity"],
+                  "Whether --matrix holds similarities or dissimilarities (sign-flipped).")
+flags.DEFINE_string("name", None, "Plain dataset: its name (default: the folder's name).")
+flags.DEFINE_bool("symmetrize", False, "Average the human matrix with its transpose.")
+flags.DEFINE_string("out", None, "Results directory (default: results/<aim>, or the demo's).")
+flags.DEFINE_integer("batch_size", 8, "Images per trunk call.")
+flags.DEFINE_integer("chunk_maps", None, "Maps per ablation/greedy step (default: automatic).")
+flags.DEFINE_integer("demo_images", None, "--demo: number of generated images (default: the "
+                     "demo's own).")
+
+DATA_HELP = (
+    "--data_dir is required (or run the synthetic demo with --demo). Get the Peterson et al. "
+    "(2018) similarity data and lay it out as <root>/<category>/images/*.jpg and "
+    "<root>/<category>/sim_judgements/*.mat, or pass a folder of images with --matrix.")
+
+MODEL_NAMES = {"both": ("imagenet", "ecoset"), "ecoset": ("ecoset",), "imagenet": ("imagenet",)}
+
+
+def models() -> tuple[tuple[str, str], ...]:
+    """``(label, source)`` pairs from --model and --weights."""
+    if FLAGS.weights and FLAGS.model == "both":
+        raise app.UsageError("--weights names one checkpoint; use it with --model=ecoset or "
+                             "--model=imagenet")
+    return tuple((m, FLAGS.weights or m) for m in MODEL_NAMES[FLAGS.model])
+
+
+def study_kwargs(default_out: str) -> dict:
+    """The `ais_jax.study.config.StudyConfig` fields given by the shared flags.
+
+    Args:
+      default_out: the results directory when --out is not given.
+
+    Raises:
+      app.UsageError: --data_dir missing, or --weights with --model=both.
+    """
+    if FLAGS.data_dir is None:
+        raise app.UsageError(DATA_HELP)
+    return dict(
+        out=FLAGS.out or default_out, data_dir=FLAGS.data_dir, models=models(),
+        datasets=tuple(FLAGS.datasets) if FLAGS.datasets else None, matrix=FLAGS.matrix,
+        kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
+        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps)
+
+
+def report_errors(fn: Callable[[], int | None]) -> int:
+    """Runs ``fn``; bad input (FileNotFoundError/ValueError) becomes ``error: ...``, exit 1."""
+    try:
+        return fn() or 0
+    except (FileNotFoundError, ValueError) as e:  # bad input: say what and how, exit != 0
+        print(f"error: {e}", file=sys.stderr)
+        return 1
