@@ -87,8 +87,8 @@ def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$",
     ax.set_xticks(x, datasets)
     ax.set_ylabel(f"out-of-sample {score_label}")
     ax.set_ylim(min(0.0, ax.get_ylim()[0]), top * 1.15 + 1e-3)
-    ax.set_title(("Full vs Retained maps" if not methods else "Full, Retained (greedy) and "
-                  + ", ".join(methods)) + " (numbers: mean |S*|; error bars: paired SE)")
+    ax.set_title("Full vs Retained maps (numbers: mean |S*|; error bars: paired SE)" + (
+        f"\nhatched, same folds: {', '.join(methods)}" if methods else ""))
     ax.legend(frameon=False, fontsize=8, ncol=len(models))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()

@@ -130,8 +130,9 @@ def ridge_pairs(emb: np.ndarray, human: np.ndarray, alphas: Sequence[float], *,
     if solver == "primal":
         xtx, xty, x_mean, y_mean = _centred_normal(emb, human)
         for a, alpha in enumerate(alphas):
-            ws[a] = scipy.linalg.cho_solve(
-                scipy.linalg.cho_factor(xtx + alpha * np.eye(d)), xty)
+            factor = scipy.linalg.cho_factor(xtx + alpha * np.eye(d), overwrite_a=True,
+                                             check_finite=False)
+            ws[a] = scipy.linalg.cho_solve(factor, xty, check_finite=False)
     else:
         x = pair_features(emb)  # [N, D]
         y = _targets(human)
@@ -139,8 +140,9 @@ def ridge_pairs(emb: np.ndarray, human: np.ndarray, alphas: Sequence[float], *,
         xc = x - x_mean
         kernel = xc @ xc.T  # [N, N]
         for a, alpha in enumerate(alphas):
-            beta = scipy.linalg.cho_solve(
-                scipy.linalg.cho_factor(kernel + alpha * np.eye(n_pairs)), y - y_mean)
+            factor = scipy.linalg.cho_factor(kernel + alpha * np.eye(n_pairs), overwrite_a=True,
+                                             check_finite=False)
+            beta = scipy.linalg.cho_solve(factor, y - y_mean, check_finite=False)
             ws[a] = xc.T @ beta
     return ws, y_mean - ws @ x_mean
 
@@ -204,6 +206,9 @@ def fit_reweight(
     if rel.ndim != 1 or rel.size == 0 or np.any(~(rel > 0)):
         raise ValueError(f"relative_alphas must be > 0, got {relative_alphas}")
 
+    if not (np.isfinite(emb[train]).all() and np.isfinite(human[np.ix_(train, train)]).all()):
+        raise ValueError("embeddings or human similarities of the training images are not "
+                         "all finite")
     splits = inner.kfold_split(train, inner_folds, seed)
     inner_rho = np.empty((len(splits), rel.size))
     for f, (fit_idx, val_idx) in enumerate(splits):
