@@ -204,8 +204,9 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
         "mean_retained_train": float(np.mean([r["retained_train"] for r in records])),
     }
     if extra:
-        row.update(method="greedy", mean_test=row["mean_retained"], mean_seconds=float(
-            np.mean([r["greedy_seconds"] for r in records if "greedy_seconds" in r] or [np.nan])))
+        secs = [r["greedy_seconds"] for r in records if "greedy_seconds" in r]  # not if resumed
+        row.update(method="greedy", mean_test=row["mean_retained"],
+                   mean_seconds=float(np.mean(secs)) if secs else None)
         same = {k: row[k] for k in ("model", "dataset", "display_name", "n_images", "n_folds",
                                     "score")}
         row["method_rows"] = [{**same, **m} for m in compare.method_rows(records, methods)]
