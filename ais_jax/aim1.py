@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,8 +28,10 @@ import scipy.stats
 from tqdm.auto import tqdm
 
 from ais_jax import crossval, figures, paper, preflight, storage
+from ais_jax.ablation import full_embeddings
 from ais_jax.ais import global_ais
 from ais_jax.crossval import Fold
+from ais_jax.fitting import compare
 from ais_jax.report.tables import csv_text, json_floats
 from ais_jax.selection import best_prefix, greedy_curves, rank_maps
 from ais_jax.similarity import alignment
@@ -55,11 +58,14 @@ class Aim1Config(StudyConfig):
       folds: ``k`` test chunks per shuffle.
       seeds: legacy shuffling seeds; ``len(seeds) * folds`` folds in all.
       score: ``'r2'`` (the paper's Aim 1) or ``'rho'``.
+      methods: selection methods on the same folds: ``'greedy'`` (the paper's; always
+        included) and optionally ``'softmask'``, ``'reweight'`` (`ais_jax.fitting.compare`).
     """
 
     folds: int = 5
     seeds: tuple[int, ...] = crossval.LEGACY_SEEDS
     score: str = "r2"
+    methods: tuple[str, ...] = ("greedy",)
 
     def validate(self) -> None:
         if self.score not in ("r2", "rho"):
@@ -70,6 +76,7 @@ class Aim1Config(StudyConfig):
             raise ValueError("--seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds has repeated seeds: {list(self.seeds)}")
+        compare.check_methods(self.methods)
         super().validate()
 
     def min_images(self) -> tuple[int, str]:
@@ -158,16 +165,27 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
         activations=acts.path.stem, human=resume.digest(human),
         score=config.score, k=config.folds, version=FOLD_FORMAT_VERSION)
     folds = crossval.cv_folds(n, tuple(config.seeds), config.folds)
+    methods = compare.check_methods(config.methods)
+    extra = methods != ("greedy",)
+    # Reweighting reads the unmasked embeddings; a fold missing a method gets it added.
+    emb = np.asarray(full_embeddings(model.params["head"], blocks)[0]) if extra else None
     records, resumed = [], 0
     for fold in tqdm(folds, desc=f"{tag} folds", unit="fold"):
         path = out / "folds" / f"seed{fold.seed}_fold{fold.index}.json"
         record = resume.read_record(path, run_key)
         if record is None:
+            start = time.perf_counter()
             record = run_fold(model.params["head"], blocks, sims.value, human, fold,
                               score=config.score, chunk_maps=config.chunk_maps)
+            if extra:  # plain greedy records stay as they were (reproducible byte for byte)
+                record["greedy_seconds"] = time.perf_counter() - start
             record = resume.write_record(path, record, run_key)
         else:
             resumed += 1
+        if extra and compare.add_methods(record, head_params=model.params["head"],
+                                         blocks=blocks, emb=emb, human=human,
+                                         score=config.score, methods=methods):
+            record = resume.write_record(path, record, run_key)
         records.append(record)
         if on_fold is not None:
             on_fold(record)
@@ -189,6 +207,13 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
         "mean_full_train": float(np.mean([r["full_train"] for r in records])),
         "mean_retained_train": float(np.mean([r["retained_train"] for r in records])),
     }
+    if extra:
+        secs = [r["greedy_seconds"] for r in records if "greedy_seconds" in r]  # not if resumed
+        row.update(method="greedy", mean_test=row["mean_retained"],
+                   mean_seconds=float(np.mean(secs)) if secs else None)
+        same = {k: row[k] for k in ("model", "dataset", "display_name", "n_images", "n_folds",
+                                    "score")}
+        row["method_rows"] = [{**same, **m} for m in compare.method_rows(records, methods)]
     storage.write_text(out / "folds.csv", csv_text(records, FOLD_COLUMNS))
     storage.write_json(out / "dataset.json", {
         **row,
@@ -267,6 +292,9 @@ def summary_markdown(rows: Sequence[dict], correlations: Sequence[dict],
             f"| {ref['set_size'] if ref else '–'} "
             f"| {('yes' if ref['significant'] else 'no') if ref else '–'} |")
     lines += ["", f"Note: {paper.SET_SIZE_NOTE}", ""]
+    method_rows = [m for r in rows for m in r.get("method_rows", ())]
+    if method_rows:
+        lines += compare.methods_markdown(method_rows, config.score)
     if correlations:
         lines += ["## Cross-dataset correlation of global AIS (all images)", "",
                   "| model | dataset A | dataset B | r | paper r |", "|---|---|---|---|---|"]
@@ -314,15 +342,21 @@ def write_tables(study: Study, rows: list[dict]) -> dict:
     """Aim 1's across-datasets step: results, AIS correlations, Figure 1, summary.md."""
     config, models, out = study.config, study.models, study.out
     correlations = ais_correlations(rows)
-    public = [{k: v for k, v in r.items() if k in RESULT_COLUMNS} for r in rows]
+    # With --methods beyond greedy, each (model, dataset) row is followed by one per method.
+    method_rows = [m for r in rows for m in r.get("method_rows", ())]
+    columns = RESULT_COLUMNS + (compare.EXTRA_COLUMNS if method_rows else ())
+    public = [{k: v for k, v in r.items() if k in columns}
+              for row in rows for r in (row, *row.get("method_rows", ()))]
     storage.write_json(out / "results.json", {"se_formula": crossval.SE_FORMULA, "rows": public})
-    storage.write_text(out / "results.csv", csv_text(public, RESULT_COLUMNS))
+    storage.write_text(out / "results.csv", csv_text(public, columns))
     storage.write_json(out / "ais_correlations.json", correlations)
     storage.write_text(out / "ais_correlations.csv",
                        csv_text(correlations, ("model", "a", "b", "r", "paper_r")))
     fig_rows = [{**r, "dataset": r["display_name"]} for r in rows]
     label = "Pearson's $R^2$" if config.score == "r2" else "Pearson's $\\rho$"
-    figures.save_figure(figures.figure1(fig_rows, score_label=label), out / "figure1.png")
+    extra_bars = [{**m, "dataset": m["display_name"]} for m in method_rows]
+    figures.save_figure(figures.figure1(fig_rows, score_label=label, extra_rows=extra_bars),
+                        out / "figure1.png")
     storage.write_text(out / "summary.md", summary_markdown(rows, correlations, config, models))
     files = {name: out / name for name in ("summary.md", "figure1.png", "results.csv",
                                            "results.json", "ais_correlations.csv", "run.json")}

@@ -39,6 +39,7 @@ import scipy.stats
 from ais_jax import activations, aim1, figures, storage
 from ais_jax.ablation import full_embeddings
 from ais_jax.data.datasets import write_image_ids
+from ais_jax.fitting import compare
 from ais_jax.similarity import corr_matrix
 from ais_jax.weights import load_vgg16, save_params
 from ais_jax.models.vgg16 import BLOCK, EMBED_DIM, NUM_MAPS, random_params
@@ -64,6 +65,10 @@ class DemoConfig:
       seeds: legacy shuffling seeds (the paper used 8).
       seed: seed of the images, network, planted set and noise.
       batch_size: images per trunk call.
+      methods: Aim 1 methods on the same folds (`ais_jax.fitting.compare.METHODS`: greedy,
+        softmask, reweight); the soft mask's recovery of P is reported beside greedy's.
+        ``python -m experiments.aim1 --demo`` runs all three; the default here keeps library
+        callers (and the test suite's small demo) at greedy's cost.
     """
 
     out: str
@@ -75,6 +80,7 @@ class DemoConfig:
     seeds: tuple[int, ...] = (111,)
     seed: int = 0
     batch_size: int = 8
+    methods: tuple[str, ...] = ("greedy",)
 
 
 def draw_image(rng: np.random.Generator, size: int) -> PIL.Image.Image:
@@ -278,8 +284,52 @@ def _describe(cfg: DemoConfig, live: int) -> str:
     ])
 
 
+def fold_recovery(records: list[dict], planted: np.ndarray, methods: tuple[str, ...]) -> dict:
+    """Per-fold recovery of P on the training images, greedy beside the soft mask.
+
+    Greedy ranks maps by the fold's training AIS, the soft mask by its fitted ``m``; both are
+    scored with `recovery` (AUC, top-|P| overlap), and each selected set (S*, the hard set
+    ``{m > 0.5}``) by the fraction of it that is planted. Means over folds.
+    """
+    is_planted = np.isin(np.arange(NUM_MAPS), planted)
+
+    def summary(scores, sets):
+        recs = [recovery(np.asarray(s, np.float64), planted) for s in scores]
+        return {"auc": float(np.mean([r["auc"] for r in recs])),
+                "overlap": float(np.mean([r["overlap"] for r in recs])),
+                "set_planted_fraction": float(np.mean([is_planted[s].mean() if len(s) else 0.0
+                                                       for s in sets])),
+                "mean_set_size": float(np.mean([len(s) for s in sets]))}
+
+    out = {"greedy": summary([np.nan_to_num(np.array(r["ais_train"], np.float64),
+                                            nan=-np.inf) for r in records],
+                             [np.asarray(r["order"][: r["set_size"]]) for r in records])}
+    if "softmask" in methods:
+        out["softmask"] = summary([r["softmask"]["mask"] for r in records],
+                                  [np.asarray(r["softmask"]["hard_set"], int) for r in records])
+    return out
+
+
+def _methods_markdown(fold_rec: dict, method_rows: list[dict]) -> list[str]:
+    lines = []
+    if "softmask" in fold_rec:
+        g, m = fold_rec["greedy"], fold_rec["softmask"]
+        lines.append(
+            f"* Per fold, on the training images: greedy (training AIS) AUC {g['auc']:.3f},"
+            f" top-|P| overlap {g['overlap'] * 100:.1f}%, |S*| {g['mean_set_size']:.1f} of which"
+            f" {g['set_planted_fraction'] * 100:.1f}% planted; soft mask (m) AUC {m['auc']:.3f},"
+            f" top-|P| overlap {m['overlap'] * 100:.1f}%, hard set {m['mean_set_size']:.1f} maps"
+            f" of which {m['set_planted_fraction'] * 100:.1f}% planted.")
+    for r in method_rows:
+        lines.append(
+            f"* {r['method']}: out-of-sample R² {r['mean_test']:.3f} (Full {r['mean_full']:.3f},"
+            f" greedy Retained {r['mean_greedy']:.3f}; vs greedy t = {r['t_vs_greedy']:.2f},"
+            f" p = {r['p_vs_greedy']:.2g}); {r['mean_seconds']:.1f} s per fold.")
+    return lines
+
+
 def _recovery_markdown(rec: dict, row: dict, set_sizes: np.ndarray, fold_overlap: float,
-                       cfg: DemoConfig, seconds: float) -> str:
+                       cfg: DemoConfig, seconds: float, extra: list[str] = ()) -> str:
     return "\n".join([
         "## Planted-truth recovery (measured in this run)",
         "",
@@ -294,6 +344,7 @@ def _recovery_markdown(rec: dict, row: dict, set_sizes: np.ndarray, fold_overlap
         f"* Wall time {seconds:.0f} s (JAX backend: {jax.default_backend()})"
         + (f"; {row['folds_resumed']} finished folds were reused from an earlier run in this"
            " folder." if row["folds_resumed"] else "."),
+        *extra,
         "",
     ])
 
@@ -336,7 +387,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic", models=(("synthetic", str(ckpt)),),
         folds=cfg.folds, seeds=tuple(cfg.seeds), score="r2", image_size=cfg.image_size,
-        batch_size=cfg.batch_size, preamble=preamble), on_fold=records.append)
+        batch_size=cfg.batch_size, preamble=preamble, methods=tuple(cfg.methods)),
+        on_fold=records.append)
     row = result["rows"][0]
     rec = recovery(row["global_ais"], planted)
     is_planted = np.isin(np.arange(NUM_MAPS), planted)
@@ -349,18 +401,27 @@ def run_demo(cfg: DemoConfig) -> dict:
     figures.save_figure(figures.recovery_figure(row["global_ais"], is_planted, train_curves,
                                                 test_curves, planted_size=cfg.planted),
                         out / "demo_recovery.png")
+    methods = compare.check_methods(cfg.methods)
+    fold_rec = fold_recovery(records, planted, methods)
     seconds = time.perf_counter() - start
-    text = _recovery_markdown(rec, row, set_sizes, fold_overlap, cfg, seconds)
+    text = _recovery_markdown(rec, row, set_sizes, fold_overlap, cfg, seconds,
+                              _methods_markdown(fold_rec, row.get("method_rows", [])))
     summary = (out / "summary.md").read_text()
     storage.write_text(out / "summary.md", summary.replace(preamble, f"{preamble}\n\n{text}", 1))
     storage.write_json(out / "demo.json", {
         "synthetic": True, "config": dataclasses.asdict(cfg), "planted": planted.tolist(),
         "responsive_maps": int(live.size), "recovery": rec, "mean_set_size": set_sizes.mean(),
         "fold_planted_fraction": fold_overlap,
+        "fold_recovery": fold_rec,
+        "methods": {m["method"]: {k: m[k] for k in ("mean_test", "mean_full", "mean_greedy",
+                                                     "t", "p", "t_vs_greedy", "p_vs_greedy",
+                                                     "mean_set_size", "mean_seconds")}
+                    for m in row.get("method_rows", [])},
         "full_vs_retained": {k: row[k] for k in ("mean_full", "mean_retained", "se_paired",
                                                  "t", "p", "n")},
         "seconds": seconds,
     })
     return {"out": out, "checkpoint": ckpt, "recovery": rec, "row": row, "set_sizes": set_sizes,
             "fold_overlap": fold_overlap, "planted": planted, "seconds": seconds,
+            "fold_recovery": fold_rec,
             "text": f"{preamble}\n\n{text}"}

@@ -22,6 +22,8 @@ MODEL_COLOURS = {
     "ecoset": ("#fdae6b", "#d94801"),
 }
 FALLBACK_COLOURS = (("#c7e9c0", "#238b45"), ("#dadaeb", "#6a51a3"), ("#d9d9d9", "#525252"))
+# Extra methods' bars (`ais_jax.fitting.compare`): the model's dark colour, one hatch each.
+METHOD_HATCHES = {"softmask": "//", "softmask_hard": "xx", "reweight": ".."}
 
 
 def _colours(models: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -29,7 +31,8 @@ def _colours(models: Sequence[str]) -> dict[str, tuple[str, str]]:
     return {m: MODEL_COLOURS.get(m.lower()) or next(spare) for m in models}
 
 
-def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$") -> Figure:
+def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$",
+            extra_rows: Sequence[dict] = ()) -> Figure:
     """Grouped bars of out-of-sample Full vs Retained scores per dataset (the paper's Figure 1).
 
     Args:
@@ -37,6 +40,8 @@ def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$") -> Fi
         ``mean_full``, ``mean_retained``, ``se_paired`` (Loftus-Masson error bar) and
         ``mean_set_size`` (mean |S*|, printed above the Retained bar).
       score_label: y-axis label.
+      extra_rows: optional bars of other methods on the same folds, drawn after Retained:
+        dicts with ``model``, ``dataset``, ``method``, ``mean_test`` and ``se_paired``.
 
     Returns:
       The Figure.
@@ -47,19 +52,31 @@ def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$") -> Fi
     models = list(dict.fromkeys(r["model"] for r in rows))
     colours = _colours(models)
     by_key = {(r["model"], r["dataset"]): r for r in rows}
-    n_bars = 2 * len(models)
+    methods = list(dict.fromkeys(r["method"] for r in extra_rows))
+    for r in extra_rows:  # an extra bar is a condition of the row it belongs to
+        by_key[(r["model"], r["dataset"])] = {**by_key[(r["model"], r["dataset"])],
+                                              f"mean_{r['method']}": r["mean_test"],
+                                              f"se_{r['method']}": r["se_paired"]}
+    conditions = [("Full", "mean_full"), ("Retained", "mean_retained")] + [
+        (m, f"mean_{m}") for m in methods]
+    n_per_model = len(conditions)
+    n_bars = n_per_model * len(models)
     width = 0.8 / n_bars
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(datasets) * len(models) + 2), 4.8))
     x = np.arange(len(datasets))
     top = 0.0
     for m_i, model in enumerate(models):
-        for c_i, (cond, key) in enumerate((("Full", "mean_full"), ("Retained", "mean_retained"))):
-            offset = (2 * m_i + c_i - (n_bars - 1) / 2) * width
-            present = [d for d in datasets if (model, d) in by_key]
+        for c_i, (cond, key) in enumerate(conditions):
+            offset = (n_per_model * m_i + c_i - (n_bars - 1) / 2) * width
+            present = [d for d in datasets if key in by_key.get((model, d), {})]
+            if not present:
+                continue
             xs = x[[datasets.index(d) for d in present]] + offset
             means = np.array([by_key[(model, d)][key] for d in present])
-            errs = np.array([by_key[(model, d)]["se_paired"] for d in present])
-            ax.bar(xs, means, width, yerr=errs, capsize=3, color=colours[model][c_i],
+            se_key = "se_paired" if c_i < 2 else f"se_{cond}"
+            errs = np.array([by_key[(model, d)][se_key] for d in present])
+            ax.bar(xs, means, width, yerr=errs, capsize=3, color=colours[model][min(c_i, 1)],
+                   hatch=METHOD_HATCHES.get(cond) if c_i >= 2 else None,
                    edgecolor="black", linewidth=0.6, label=f"{model} {cond}")
             top = max(top, float(np.nanmax(means + errs)))
             if cond == "Retained":
@@ -70,7 +87,8 @@ def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$") -> Fi
     ax.set_xticks(x, datasets)
     ax.set_ylabel(f"out-of-sample {score_label}")
     ax.set_ylim(min(0.0, ax.get_ylim()[0]), top * 1.15 + 1e-3)
-    ax.set_title("Full vs Retained maps (numbers: mean |S*|; error bars: paired SE)")
+    ax.set_title("Full vs Retained maps (numbers: mean |S*|; error bars: paired SE)" + (
+        f"\nhatched, same folds: {', '.join(methods)}" if methods else ""))
     ax.legend(frameon=False, fontsize=8, ncol=len(models))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
