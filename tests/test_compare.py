@@ -81,7 +81,7 @@ def _config(result, out, **kw):
     data = Path(result["out"]) / "demo_data"
     return aim1.Aim1Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
-        name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
+        kind="similarity", name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
         folds=SMALL_DEMO["folds"], seeds=SMALL_DEMO["seeds"],
         image_size=SMALL_DEMO["image_size"], batch_size=SMALL_DEMO["batch_size"], **kw)
 
