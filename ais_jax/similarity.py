@@ -83,7 +83,8 @@ def blocked_sum(x: jax.Array, axis: int = -1, *, compensated: bool = True) -> ja
     return reduce(x)
 
 
-def gram(x: jax.Array, y: jax.Array, *, compensated: bool = False) -> jax.Array:
+def gram(x: jax.Array, y: jax.Array, *, compensated: bool = False, block: int = BLOCK
+         ) -> jax.Array:
     """``x @ y^T`` over the last axis with blocked accumulation (see module docstring).
 
     The products are summed in `BLOCK`-long dots (one batched matmul), then their partial
@@ -94,13 +95,14 @@ def gram(x: jax.Array, y: jax.Array, *, compensated: bool = False) -> jax.Array:
       y: ``[..., m, d]`` (leading axes broadcast against ``x``'s).
       compensated: sum the partial dots with TwoSum too (~8x the cost of a plain dot; the
         off-diagonal error of unit rows' correlations drops from ~1e-7 to ~8e-8).
+      block: products per partial dot (its sequential error grows with it, its cost falls).
 
     Returns:
       ``[..., n, m]``: ``out[..., i, j] = sum_d x[..., i, d] * y[..., j, d]``.
     """
-    x, y = _pad_to_blocks(x, BLOCK), _pad_to_blocks(y, BLOCK)
-    xb = x.reshape(*x.shape[:-1], -1, BLOCK)  # [..., n, d / BLOCK, BLOCK]
-    yb = y.reshape(*y.shape[:-1], -1, BLOCK)
+    x, y = _pad_to_blocks(x, block), _pad_to_blocks(y, block)
+    xb = x.reshape(*x.shape[:-1], -1, block)  # [..., n, d / block, block]
+    yb = y.reshape(*y.shape[:-1], -1, block)
     partial = jnp.einsum("...ibk,...jbk->...ijb", xb, yb, precision=PRECISION)
     return blocked_sum(partial, compensated=compensated)
 
@@ -153,7 +155,8 @@ def unit_rows_change(x: jax.Array, dx: jax.Array) -> tuple[jax.Array, jax.Array]
     return c / norm[..., None], dc / norm_new[..., None] + c * inv_change[..., None]
 
 
-def shifted_gram(u: jax.Array, v: jax.Array, ref: jax.Array) -> jax.Array:
+def shifted_gram(u: jax.Array, v: jax.Array, ref: jax.Array, *, block: int = BLOCK
+                 ) -> jax.Array:
     """``u_i . v_j - ref . ref`` for rows near a common ``ref``, exact to the rows' spread.
 
     With ``u_i = ref + a_i`` and ``v_j = ref + b_j``:
@@ -167,6 +170,7 @@ def shifted_gram(u: jax.Array, v: jax.Array, ref: jax.Array) -> jax.Array:
       u: ``[..., n, d]``.
       v: ``[..., m, d]``.
       ref: ``[..., d]`` any reference row (the identity is exact for every ``ref``).
+      block: products per partial dot of `gram`.
 
     Returns:
       ``[..., n, m]``.
@@ -174,7 +178,7 @@ def shifted_gram(u: jax.Array, v: jax.Array, ref: jax.Array) -> jax.Array:
     a, b = u - ref[..., None, :], v - ref[..., None, :]
     ra = blocked_sum(a * ref[..., None, :])  # [..., n]
     rb = blocked_sum(b * ref[..., None, :])  # [..., m]
-    return gram(a, b) + (ra[..., :, None] + rb[..., None, :])
+    return gram(a, b, block=block) + (ra[..., :, None] + rb[..., None, :])
 
 
 def corr_matrix(emb: jax.Array, *, shifted: bool = False) -> jax.Array:
