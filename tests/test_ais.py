@@ -12,7 +12,7 @@ from ais_jax.models.vgg16 import pool_blocks
 
 @pytest.fixture(scope="module", params=[(14, 18), (9, 9)], ids=["14x18", "9x9"])
 def problem(request):
-    params, acts, human = ref.synthetic_problem(1, n=18, hw=request.param, maps=32)
+    params, acts, human = ref.synthetic_problem(1, n=18, hw=request.param)
     sims = ablation.ablation_similarities(params, pool_blocks(jnp.asarray(acts)), chunk_maps=7)
     return params, acts, human, sims
 
