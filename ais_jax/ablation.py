@@ -115,12 +115,13 @@ def head_dims(head_params: dict, blocks: jax.Array) -> HeadDims:
     return HeadDims(n, maps, block, w6.shape[1], w7.shape[1], w8.shape[1])
 
 
-def _dense(x: jax.Array, layer: dict) -> jax.Array:
+def dense(x: jax.Array, layer: dict) -> jax.Array:
+    """A fully connected layer ``x @ kernel + bias`` in full float32: ``[..., in] -> [..., out]``."""
     out = jnp.einsum("...i,io->...o", x, layer["kernel"], precision=PRECISION)
     return out + layer["bias"].reshape((1,) * (out.ndim - 1) + (-1,))
 
 
-def _plain_head(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
+def plain_head(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The model's own head forward: blocks ``[n, M, B]`` -> (emb ``[n, D]``, logits)."""
     dims = head_dims(head_params, blocks)
     if dims.fc6 != dims.embed:
@@ -142,8 +143,8 @@ def _pre_activations(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, j
       (fc6_pre ``[n, D6]``, fc7_pre ``[n, D]``).
     """
     flat = blocks.reshape(blocks.shape[0], -1)  # torch (C, H, W) flatten order
-    fc6_pre = _dense(flat, head_params["fc6"])
-    return fc6_pre, _dense(jax.nn.relu(fc6_pre), head_params["fc7"])
+    fc6_pre = dense(flat, head_params["fc6"])
+    return fc6_pre, dense(jax.nn.relu(fc6_pre), head_params["fc7"])
 
 
 @jax.jit
@@ -162,7 +163,7 @@ def full_embeddings(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, ja
     """
     head_dims(head_params, blocks)
     emb = jax.nn.relu(_pre_activations(head_params, blocks)[1])
-    return emb, _dense(emb, head_params["fc8"])
+    return emb, dense(emb, head_params["fc8"])
 
 
 def relu_change(pre: jax.Array, change: jax.Array) -> jax.Array:
@@ -203,9 +204,7 @@ def _ablated_change(
     """
     fc6_pre, fc7_pre = pre
     if method == "vmap":
-        keep = 1.0 - jax.nn.one_hot(maps, blocks.shape[1], dtype=blocks.dtype)  # [c, M]
-        emb = jax.vmap(lambda k: _plain_head(head_params, blocks * k[None, :, None])[0])(keep)
-        return emb - jax.nn.relu(fc7_pre)[None]
+        return _ablated_chunk(head_params, blocks, pre, maps, method) - jax.nn.relu(fc7_pre)[None]
     maps_n, block, d6 = blocks.shape[1], blocks.shape[2], fc6_pre.shape[-1]
     w6 = head_params["fc6"]["kernel"].reshape(maps_n, block, d6)[maps]  # [c, B, D6]
     removed = jnp.einsum("ncb,cbo->cno", blocks[:, maps], w6, precision=PRECISION)
@@ -226,7 +225,7 @@ def _ablated_chunk(
     """
     if method == "vmap":
         keep = 1.0 - jax.nn.one_hot(maps, blocks.shape[1], dtype=blocks.dtype)  # [c, M]
-        return jax.vmap(lambda k: _plain_head(head_params, blocks * k[None, :, None])[0])(keep)
+        return jax.vmap(lambda k: plain_head(head_params, blocks * k[None, :, None])[0])(keep)
     return jax.nn.relu(pre[1])[None] + _ablated_change(head_params, blocks, pre, maps, method)
 
 
@@ -353,11 +352,11 @@ def _embeddings_kernel(head_params, blocks, schedule, position, *, method, with_
 
     def step(maps, head_params, blocks, pre):
         emb = _ablated_chunk(head_params, blocks, pre, maps, method)  # [c, n, D]
-        return (emb, _dense(emb, head_params["fc8"])) if with_logits else (emb,)
+        return (emb, dense(emb, head_params["fc8"])) if with_logits else (emb,)
 
     outs = _over_map_chunks(step, mesh, schedule, head_params, blocks, pre)
     emb_full = jax.nn.relu(pre[1])
-    fulls = (emb_full, _dense(emb_full, head_params["fc8"]))
+    fulls = (emb_full, dense(emb_full, head_params["fc8"]))
     dead = (position < 0)[None, :, None]  # [1, M, 1]
     # One gather + select + transpose per output, fused by XLA: no extra [n, M, D] copies.
     return tuple(

@@ -191,7 +191,8 @@ def image_paths(data_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (keys the saliency resume and Aim 3's check of the images)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -234,8 +235,9 @@ def write_saliency_maps(
       data_dir: a folder of images, or a folder holding ``images/``.
       out: output folder.
       params: converted TranSalNet-Dense parameters (`load_transalnet`).
-      weights_sha256: the source checkpoint's sha256 (``load_transalnet(...)[1]
-        ['source_sha256']``); resuming into a folder made with other weights is refused.
+      weights_sha256: the digest of the converted tensors (``load_transalnet(...)[1]
+        ['tensors_sha256']``, verified on load); resuming into a folder made with other
+        weights (also a re-conversion) is refused.
       batch_size: images per forward pass; the last batch is padded, so one compilation serves
         the whole run.
       progress: show a tqdm bar.
@@ -259,7 +261,7 @@ def write_saliency_maps(
                 shapes[p.stem] = (img.height, img.width)
         except (OSError, SyntaxError, ValueError) as e:
             raise ValueError(f"{p}: cannot read image ({type(e).__name__}: {e})") from e
-        hashes[p.stem] = _sha256(p)
+        hashes[p.stem] = file_sha256(p)
     made_by = {"weights_sha256": weights_sha256, "saliency_version": SALIENCY_VERSION}
     previous_hashes = {}
     if (out / MANIFEST).is_file():

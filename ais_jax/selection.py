@@ -20,8 +20,8 @@ from jax.sharding import Mesh, PartitionSpec
 from ais_jax import sharding
 from ais_jax.ablation import (
     DEFAULT_MEMORY_BUDGET,
-    _dense,
-    _plain_head,
+    dense,
+    plain_head,
     choose_chunk,
     head_dims,
 )
@@ -122,7 +122,7 @@ def _incremental_kernel(
             # and unvectorised).
             tril = jnp.tril(jnp.ones((chunk, chunk), contrib.dtype))
             pre = acc[:, None] + jnp.einsum("tc,nco->nto", tril, contrib, precision=PRECISION)
-            u = unit_rows(jax.nn.relu(_dense(jax.nn.relu(pre), head_params["fc7"])))
+            u = unit_rows(jax.nn.relu(dense(jax.nn.relu(pre), head_params["fc7"])))
             u_all = jax.lax.all_gather(u, sharding.AXIS, axis=0, tiled=True)  # [n_pad, c, D]
             # [c, n_loc, n_pad]: correlations less a constant per prefix, which the scores
             # ignore; exact to the spread of the (highly correlated) rows, see `shifted_gram`.
@@ -171,7 +171,7 @@ def naive_prefix_scores(
 
     def one_prefix(size):
         keep = (rank < size).astype(blocks.dtype)  # [M]
-        emb, _ = _plain_head(head_params, blocks * keep[None, :, None])
+        emb, _ = plain_head(head_params, blocks * keep[None, :, None])
         return _split_scores(corr_matrix(emb, shifted=True), human_train, human_test, train, test, score)
 
     return jax.lax.map(one_prefix, sizes, batch_size=chunk)

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     out = preflight.check_out_dir(_OUT.value, data=[_DATA_DIR.value])
     params, meta = saliency.load_transalnet(_WEIGHTS.value)
     run = saliency.write_saliency_maps(
-        _DATA_DIR.value, out, params, weights_sha256=meta["source_sha256"],
+        _DATA_DIR.value, out, params, weights_sha256=meta["tensors_sha256"],
         batch_size=_BATCH_SIZE.value)
     changed = f" ({len(run.changed)} of them for changed images)" if run.changed else ""
     print(f"{len(run.image_ids)} images: {len(run.computed)} saliency maps written to "

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ais_jax.ablation import _dense, full_embeddings, head_dims
+from ais_jax.ablation import dense, full_embeddings, head_dims
 from ais_jax.fitting import inner
 from ais_jax.models.vgg16 import PRECISION
 from ais_jax.similarity import _check_score, alignment, corr_matrix
@@ -90,7 +90,7 @@ def masked_embeddings(head_params: dict, contrib: jax.Array, mask: jax.Array) ->
     # einsum 'k,kno->no', XLA's CPU backward took ~30x longer.)
     delta = jnp.dot(mask, contrib.reshape(maps, n * d6), precision=PRECISION).reshape(n, d6)
     fc6_pre = head_params["fc6"]["bias"][None] + delta  # [n, D6]
-    return jax.nn.relu(_dense(jax.nn.relu(fc6_pre), head_params["fc7"]))
+    return jax.nn.relu(dense(jax.nn.relu(fc6_pre), head_params["fc7"]))
 
 
 def mask_score(head_params: dict, contrib: jax.Array, human: jax.Array, mask: jax.Array,

@@ -126,11 +126,11 @@ def _check_manifest(folder: Path, ds) -> None:
     path = folder / SALIENCY_MANIFEST
     if not path.is_file():
         return  # the user's own maps
-    from ais_jax.saliency import _sha256  # noqa: PLC0415  (the hash write_saliency_maps used)
+    from ais_jax.saliency import file_sha256  # noqa: PLC0415  (the hash write_saliency_maps used)
 
     recorded = json.loads(path.read_text()).get("image_sha256", {})
     stale = [p.name for p in ds.image_paths
-             if p.stem in recorded and recorded[p.stem] != _sha256(p)]
+             if p.stem in recorded and recorded[p.stem] != file_sha256(p)]
     if stale:
         shown = ", ".join(stale[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10
                                          else "")
@@ -192,10 +192,11 @@ def aim2_heatmaps(item: StudyItem) -> "heatmaps_lib.Heatmaps | None":
     run = root / "run.json"
     if run.is_file():
         recorded = json.loads(run.read_text()).get("checkpoints", {}).get(item.model.label, {})
-        sha = recorded.get("source_sha256")
-        if sha is not None and sha != item.model.checkpoint_sha256:
+        # The converted tensors' digest: a re-conversion counts as other weights too.
+        sha = recorded.get("metadata", {}).get("tensors_sha256")
+        if sha is not None and sha != item.weights_sha256:
             raise ValueError(f"{folder}: Aim 2 heatmaps of another {item.model.label} checkpoint "
-                             f"({sha[:12]}, not {item.model.checkpoint_sha256[:12]}); drop "
+                             f"({sha[:12]}, not {item.weights_sha256[:12]}); drop "
                              "--aim2_dir to compute them")
     heat = heatmaps_lib.read_heatmaps(folder)
     if tuple(heat.image_ids) != tuple(item.image_ids):
