@@ -352,8 +352,8 @@ def validate_matrix(
             i, j = np.unravel_index(np.argmax(diff), diff.shape)
             raise ValueError(
                 f"{source}: matrix is not symmetric: max |H - H^T| = {asymmetry:.6g} (row {i},"
-                f" column {j}) exceeds the tolerance {tolerance:.3g}; pass symmetrize=True to"
-                " use (H + H^T) / 2"
+                f" column {j}) exceeds the tolerance {tolerance:.3g}; pass symmetrize=True"
+                " (--symmetrize) to use (H + H^T) / 2"
             )
     if symmetrize:
         h = (h + h.T) / 2
