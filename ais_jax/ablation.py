@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ais_jax import sharding
+from ais_jax import active_set, sharding
 from ais_jax.models.vgg16 import PRECISION, VGG16Head
 from ais_jax.similarity import corr_matrix, gram, unit_rows_change
 
@@ -147,6 +147,19 @@ def _pre_activations(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, j
     return fc6_pre, dense(jax.nn.relu(fc6_pre), head_params["fc7"])
 
 
+def fc6_active_fraction(head_params: dict, blocks: jax.Array) -> float:
+    """Fraction of fc6 units active (``fc6_pre > 0``) over the unablated images.
+
+    What decides whether the active-set fc7 pays (`ais_jax.active_set`).
+    """
+    return float(_fc6_active_fraction(head_params, jnp.asarray(blocks, jnp.float32)))
+
+
+@jax.jit
+def _fc6_active_fraction(head_params, blocks):
+    return jnp.mean(_pre_activations(head_params, blocks)[0] > 0)
+
+
 @jax.jit
 def full_embeddings(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Penultimate embeddings and logits of the unablated images.
@@ -187,7 +200,7 @@ def relu_change(pre: jax.Array, change: jax.Array) -> jax.Array:
 
 def _ablated_change(
     head_params: dict, blocks: jax.Array, pre: tuple[jax.Array, jax.Array], maps: jax.Array,
-    method: str,
+    method: str, active: bool = False,
 ) -> jax.Array:
     """Change of every image's embedding when each of ``maps`` is removed.
 
@@ -197,6 +210,8 @@ def _ablated_change(
       pre: `_pre_activations` of ``blocks``.
       maps: ``[c]`` map indices.
       method: 'fast' or 'vmap'.
+      active: on the fast path, multiply each image's changes by fc7 over only the fc6 units
+        whose change is non-zero for some map of the chunk (`ais_jax.active_set`).
 
     Returns:
       ``[c, n, D]``: ``out[t, i] = head(blocks[i] with map maps[t] zeroed) - head(blocks[i])``;
@@ -211,13 +226,17 @@ def _ablated_change(
     # fc7 is linear too: push only the change of its input through it. Rounding errors then
     # scale with the (small) change, not with the embedding, and cancel in AIS differences.
     delta = relu_change(fc6_pre[None], -removed)  # [c, n, D6]
-    change = jnp.einsum("cno,od->cnd", delta, head_params["fc7"]["kernel"], precision=PRECISION)
-    return relu_change(fc7_pre[None], change)  # one [c*n, D6] x [D6, D] matmul
+    w7 = head_params["fc7"]["kernel"]
+    if active:  # zero where the unit is inactive with and without the map: skip those
+        change = jnp.swapaxes(active_set.grouped_product(jnp.swapaxes(delta, 0, 1), w7), 0, 1)
+    else:  # one [c*n, D6] x [D6, D] matmul
+        change = jnp.einsum("cno,od->cnd", delta, w7, precision=PRECISION)
+    return relu_change(fc7_pre[None], change)
 
 
 def _ablated_chunk(
     head_params: dict, blocks: jax.Array, pre: tuple[jax.Array, jax.Array], maps: jax.Array,
-    method: str,
+    method: str, active: bool = False,
 ) -> jax.Array:
     """Embeddings of all images with each of ``maps`` removed: ``[c, n, D]``.
 
@@ -226,7 +245,8 @@ def _ablated_chunk(
     if method == "vmap":
         keep = 1.0 - jax.nn.one_hot(maps, blocks.shape[1], dtype=blocks.dtype)  # [c, M]
         return jax.vmap(lambda k: plain_head(head_params, blocks * k[None, :, None])[0])(keep)
-    return jax.nn.relu(pre[1])[None] + _ablated_change(head_params, blocks, pre, maps, method)
+    return jax.nn.relu(pre[1])[None] + _ablated_change(head_params, blocks, pre, maps, method,
+                                                       active)
 
 
 def _memory_budget(mesh: Mesh) -> int:
@@ -318,15 +338,19 @@ def _live_maps(blocks: jax.Array) -> tuple[np.ndarray, np.ndarray]:
     return zero_pairs, np.flatnonzero(~zero_pairs.all(axis=0)).astype(np.int32)
 
 
-def _plan(head_params, blocks, method, extra_per_row, chunk_maps, memory_budget_bytes, mesh):
+def _plan(head_params, blocks, method, extra_per_row, chunk_maps, memory_budget_bytes, mesh,
+          fc7_path="plain"):
     """Validates the inputs and schedules the live maps over the mesh's devices in chunks.
 
     Args:
       extra_per_row: ``HeadDims -> int``, the caller's extra temporaries per image row.
 
+      fc7_path: 'auto', 'active' or 'plain' (`ais_jax.active_set.resolve_path`; the vmap
+        reference is always plain).
+
     Returns:
       (blocks ``[n, M, B]`` float32, dims, mesh, zero_pairs ``[n, M]``, live maps ``[L]``,
-      schedule ``[n_devices, steps, chunk]``).
+      schedule ``[n_devices, steps, chunk]``, active: whether fc7 takes the active set).
     """
     _check_method(method)
     blocks = jnp.asarray(blocks, jnp.float32)
@@ -334,6 +358,10 @@ def _plan(head_params, blocks, method, extra_per_row, chunk_maps, memory_budget_
     mesh = sharding.resolve_mesh(mesh)
     n_dev = mesh.devices.size
     zero_pairs, live = _live_maps(blocks)
+    active = method == "fast" and active_set.resolve_path(
+        fc7_path, fc6_active_fraction(head_params, blocks))
+    if active and chunk_maps is None:  # the gather pays only on enough rows (maps) per image
+        chunk_maps = active_set.GROUP_ROWS
     if memory_budget_bytes is None and chunk_maps is None:
         memory_budget_bytes = _memory_budget(mesh)
     chunk, steps = choose_chunk(
@@ -341,17 +369,18 @@ def _plan(head_params, blocks, method, extra_per_row, chunk_maps, memory_budget_
         n_devices=n_dev, memory_budget_bytes=memory_budget_bytes, chunk_maps=chunk_maps,
     )  # fmt: skip
     schedule = jnp.asarray(_map_schedule(live, chunk, steps, n_dev))
-    return blocks, dims, mesh, zero_pairs, live, schedule
+    return blocks, dims, mesh, zero_pairs, live, schedule, active
 
 
-@functools.partial(jax.jit, static_argnames=("method", "with_logits", "mesh"))
-def _embeddings_kernel(head_params, blocks, schedule, position, *, method, with_logits, mesh):
+@functools.partial(jax.jit, static_argnames=("method", "with_logits", "mesh", "active"))
+def _embeddings_kernel(head_params, blocks, schedule, position, *, method, with_logits, mesh,
+                       active):
     """Returns emb ``[n, M, D]`` (and logits); ``position[k]`` = map k's row in the schedule
     output, -1 for maps zero in every image (not computed: the full result, exactly)."""
     pre = _pre_activations(head_params, blocks)
 
     def step(maps, head_params, blocks, pre):
-        emb = _ablated_chunk(head_params, blocks, pre, maps, method)  # [c, n, D]
+        emb = _ablated_chunk(head_params, blocks, pre, maps, method, active)  # [c, n, D]
         return (emb, dense(emb, head_params["fc8"])) if with_logits else (emb,)
 
     outs = _over_map_chunks(step, mesh, schedule, head_params, blocks, pre)
@@ -374,6 +403,7 @@ def ablation_embeddings(
     chunk_maps: int | None = None,
     memory_budget_bytes: int | None = None,
     mesh: Mesh | None = None,
+    fc7_path: str = "auto",
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """The embedding of every image with every map removed, ``E[i, k] = F(A_i^{not k})``.
 
@@ -385,31 +415,47 @@ def ablation_embeddings(
       chunk_maps: maps per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
       mesh: 1-D device mesh (`ais_jax.sharding`); None = all local devices.
+      fc7_path: 'auto' (active-set fc7 on CPU for sparse fc6), 'active' or 'plain'
+        (`ais_jax.active_set`; the same numbers up to float32 round-off).
 
     Returns:
       emb ``[n, M, D]`` (and logits ``[n, M, classes]`` if ``with_logits``).
     """
-    blocks, dims, mesh, _, live, schedule = _plan(
+    blocks, dims, mesh, _, live, schedule, active = _plan(
         head_params, blocks, method, lambda d: d.classes if with_logits else 0,
-        chunk_maps, memory_budget_bytes, mesh,
+        chunk_maps, memory_budget_bytes, mesh, fc7_path,
     )  # fmt: skip
     position = np.full(dims.maps, -1, np.int32)
     position[live] = np.arange(live.size, dtype=np.int32)
     results = _embeddings_kernel(
         head_params, blocks, schedule, jnp.asarray(position),
-        method=method, with_logits=with_logits, mesh=mesh,
+        method=method, with_logits=with_logits, mesh=mesh, active=active,
     )  # fmt: skip
     return results if with_logits else results[0]
 
 
-@functools.partial(jax.jit, static_argnames=("method", "mesh"))
-def _similarities_kernel(head_params, blocks, schedule, zero_pairs, *, method, mesh):
+# Maps per sub-step of the similarity work when fc7 runs on larger (active-set) chunks: the
+# blocked grams' temporaries grow with the maps per step.
+SIM_SUBCHUNK = 8
+
+
+@functools.partial(jax.jit, static_argnames=("method", "mesh", "active"))
+def _similarities_kernel(head_params, blocks, schedule, zero_pairs, *, method, mesh, active):
     pre = _pre_activations(head_params, blocks)
     emb = jax.nn.relu(pre[1])  # [n, D], as `full_embeddings`
     full = corr_matrix(emb)
 
     def step(maps, head_params, blocks, pre, emb, zero_pairs):
-        change = _ablated_change(head_params, blocks, pre, maps, method)  # [c, n, D]
+        change = _ablated_change(head_params, blocks, pre, maps, method, active)  # [c, n, D]
+        c = maps.shape[0]
+        if c > SIM_SUBCHUNK and c % SIM_SUBCHUNK == 0:
+            sub = lambda x: x.reshape(c // SIM_SUBCHUNK, SIM_SUBCHUNK, *x.shape[1:])
+            glob, per = jax.lax.map(lambda a: similarities(*a, emb, zero_pairs),
+                                    (sub(maps), sub(change)))
+            return glob.reshape(c, *glob.shape[2:]), per.reshape(c, *per.shape[2:])
+        return similarities(maps, change, emb, zero_pairs)
+
+    def similarities(maps, change, emb, zero_pairs):
         # Changes of the unit rows and of the correlations, computed from the change of the
         # embeddings so that their rounding errors scale with the (small) effect of the
         # ablation, not with the correlations (~0.9); plain dots suffice then.
@@ -439,6 +485,7 @@ def ablation_similarities(
     chunk_maps: int | None = None,
     memory_budget_bytes: int | None = None,
     mesh: Mesh | None = None,
+    fc7_path: str = "auto",
 ) -> AblationSimilarities:
     """Correlation matrices of the ablated embeddings, without materialising ``E``.
 
@@ -451,17 +498,21 @@ def ablation_similarities(
       chunk_maps: maps per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
       mesh: 1-D device mesh; None = all local devices. The maps are split over it.
+      fc7_path: 'auto' (active-set fc7 on CPU for sparse fc6), 'active' or 'plain'
+        (`ais_jax.active_set`; the same numbers up to float32 round-off).
 
     Returns:
       `AblationSimilarities` (full ``[n, n]``, global_delta ``[M, n, n]``, per_image_delta
       ``[n, M, n]``, zero_pairs ``[n, M]``).
     """
-    blocks, dims, mesh, zero_pairs, live, schedule = _plan(
-        head_params, blocks, method, lambda d: 2 * d.n, chunk_maps, memory_budget_bytes, mesh
-    )
+    blocks, dims, mesh, zero_pairs, live, schedule, active = _plan(
+        head_params, blocks, method, lambda d: 2 * d.n, chunk_maps, memory_budget_bytes, mesh,
+        fc7_path,
+    )  # fmt: skip
     full, glob, per = _similarities_kernel(
-        head_params, blocks, schedule, jnp.asarray(zero_pairs), method=method, mesh=mesh
-    )
+        head_params, blocks, schedule, jnp.asarray(zero_pairs), method=method, mesh=mesh,
+        active=active,
+    )  # fmt: skip
     # Maps zero in every image are not computed: their changes are 0, exactly.
     global_delta = jnp.zeros((dims.maps, dims.n, dims.n), full.dtype).at[live].set(
         glob[: live.size])
