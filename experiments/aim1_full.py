@@ -131,10 +131,11 @@ def generate_data(root: Path, identity: dict) -> dict:
     _check_data(root, identity)
     n, size, seed = identity["n_images"], identity["image_size"], identity["seed"]
     # The manifest first: a later run with other settings is refused even if this one is cut.
-    storage.write_json(root / DATA_MANIFEST, {
-        **identity, "note": "SYNTHETIC rehearsal data (experiments.aim1_full): procedural "
-        "images and a seeded random similarity matrix per category; scores on it are "
-        "meaningless, only the run's times are."})
+    if not (root / DATA_MANIFEST).exists():  # else _check_data found it the same
+        storage.write_json(root / DATA_MANIFEST, {
+            **identity, "note": "SYNTHETIC rehearsal data (experiments.aim1_full): procedural "
+            "images and a seeded random similarity matrix per category; scores on it are "
+            "meaningless, only the run's times are."})
     images = matrices = 0
     for c, category in enumerate(identity["categories"]):
         folder = root / category
@@ -475,7 +476,8 @@ def format_report(report: dict) -> str:
         "",
         f"{'stage':<14}{'seconds':>10}  note",
     ]
-    for name, s in report["stages"].items():
+    for name in STAGES:
+        s = report["stages"][name]
         lines.append(f"{name:<14}{s['seconds']:>10.1f}  {_note(name, s)}")
     lines.append(f"{'total':<14}{report['total_seconds']:>10.1f}  (without the two matmul "
                  f"probes; with them {report['wall_seconds_with_probes']:.1f})")
