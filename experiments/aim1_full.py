@@ -209,14 +209,18 @@ def generate_weights(path: Path, seed: int, index: int) -> bool:
 @contextlib.contextmanager
 def _cache_under(folder: Path) -> Iterator[str]:
     """Points ``$AIS_JAX_CACHE`` at ``folder`` for the block unless the user set it."""
-    if os.environ.get(storage.CACHE_ENV):
-        yield os.environ[storage.CACHE_ENV]
+    before = os.environ.get(storage.CACHE_ENV)
+    if before:
+        yield before
         return
     os.environ[storage.CACHE_ENV] = str(folder)
     try:
         yield str(folder)
     finally:
-        os.environ.pop(storage.CACHE_ENV, None)
+        if before is None:
+            os.environ.pop(storage.CACHE_ENV, None)
+        else:
+            os.environ[storage.CACHE_ENV] = before
 
 
 def _probe(matmul_rate: Callable[[int], float], size: int) -> dict:
@@ -233,8 +237,10 @@ def timed_aim1(records: list[dict], *, on_fold: Callable[[dict], None] | None = 
     The per-dataset step first touches ``item.activations`` (the trunk) and
     ``item.similarities`` (the 512 ablations), each timed with its cache state, then calls
     Aim 1's own step, which then finds both computed: that time is the folds' (greedy curves,
-    statistics, files). The across-datasets step (tables, Figure 1, summary) is timed as
-    ``records[-1]`` with ``item = None``.
+    statistics, files); ``fold_seconds`` lists, per fold, the time since the previous one
+    ended (the first one's includes Aim 1's global AIS on all images and its compilation).
+    The across-datasets step (tables, Figure 1, summary) is timed as ``records[-1]`` with
+    ``item = None``.
 
     Args:
       records: list the timings are appended to, one dict per item, then one for the tables.
