@@ -137,10 +137,11 @@ def generate_data(root: Path, identity: dict) -> dict:
             "images and a seeded random similarity matrix per category; scores on it are "
             "meaningless, only the run's times are."})
     images = matrices = 0
+    width = max(3, len(str(n - 1)))  # sorted file names = matrix order
     for c, category in enumerate(identity["categories"]):
         folder = root / category
         for i in range(n):
-            path = folder / "images" / f"img_{i:03d}.png"
+            path = folder / "images" / f"img_{i:0{width}d}.png"
             if path.exists():
                 continue
             with storage.atomic_path(path) as tmp:

@@ -118,8 +118,14 @@ def test_interrupted_run_resumes_to_the_same_results(reference: Path, tmp_path: 
     # ablations are read back and only the folds are computed again.
     env = {**env, storage.CACHE_ENV: str(reference / "cache")}
     cmd = [sys.executable, "-m", "experiments.aim1_full", f"--out={out}", *SMALL]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # A shell that starts the tests in the background ignores SIGINT, and an ignored signal
+    # stays ignored across exec; a handled one does not, so the child gets Python's Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 300
     while not list(out.glob("aim1/*/*/folds/*.json")):  # Ctrl-C after the first fold
         assert proc.poll() is None, proc.communicate()[1][-3000:]
