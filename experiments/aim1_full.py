@@ -224,6 +224,22 @@ def _cache_under(folder: Path) -> Iterator[str]:
             os.environ[storage.CACHE_ENV] = before
 
 
+def bench_matmul_rate() -> Callable[[int], float]:
+    """`experiments.bench.matmul_rate`, imported only now (importing bench defines its flags).
+
+    When the running command is ``python -m experiments.bench`` itself, its ``__main__``
+    module's function is used: importing ``experiments.bench`` a second time would define
+    its flags twice.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name == "experiments.bench":
+        return main.matmul_rate
+    from experiments.bench import matmul_rate  # noqa: PLC0415
+
+    return matmul_rate
+
+
 def _probe(matmul_rate: Callable[[int], float], size: int) -> dict:
     start = time.perf_counter()
     rate = matmul_rate(size)
@@ -350,8 +366,8 @@ def run_rehearsal(out: str | os.PathLike, *, n_images: int = 120,
       seed: seed of the images, matrices and networks.
       matmul_size: side of the square float32 matmul timed at start and end.
       progress: show the overall bar over the (model, dataset) items.
-      matmul_rate: ``size -> FLOP/s``; default `experiments.bench.matmul_rate` (imported only
-        when needed: a caller that is itself ``experiments.bench`` passes its own).
+      matmul_rate: ``size -> FLOP/s``; default `experiments.bench.matmul_rate`
+        (`bench_matmul_rate`).
       on_fold: passed to Aim 1 (called after each fold is written or read back).
 
     Returns:
@@ -378,7 +394,7 @@ def run_rehearsal(out: str | os.PathLike, *, n_images: int = 120,
     _check_data(out / "data", identity)
     _check_weights(weight_paths, seed)
     if matmul_rate is None:
-        from experiments.bench import matmul_rate  # noqa: PLC0415 (defines bench's flags)
+        matmul_rate = bench_matmul_rate()
 
     with _cache_under(out / "cache") as cache:
         start = _probe(matmul_rate, matmul_size)

@@ -9,6 +9,7 @@ compiles the kernels. No test asserts a time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors
+from absl import flags
 
 from ais_jax import storage
 from ais_jax.data.datasets import load_peterson
+from experiments import aim1 as aim1_cli
 from experiments import aim1_full
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,6 +191,21 @@ def test_bad_command_lines_are_refused_before_any_work(tmp_path: Path,
     assert aim1_full.cli_main(str(out), n_images=5, folds=2) == 2  # 2 folds need 6 images
     assert "--n_images=5" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_config_is_the_one_the_aim1_command_builds(tmp_path: Path):
+    try:
+        flags.FLAGS(["aim1", f"--data_dir={tmp_path / 'data'}", f"--out={tmp_path / 'aim1'}",
+                     "--datasets=animals,fruits", "--folds=2", "--seeds=111,222"])
+        cli = aim1_cli._config()
+    finally:
+        flags.FLAGS.unparse_flags()
+    mine = aim1_full.rehearsal_config(tmp_path, categories=("animals", "fruits"), folds=2,
+                                      seeds=(111, 222), image_size=224, batch_size=8, models=2)
+    assert mine.preamble.startswith("> **SYNTHETIC REHEARSAL**")
+    assert [label for label, _ in mine.models] == ["random_a", "random_b"]
+    same = dict(models=cli.models, preamble=cli.preamble)
+    assert dataclasses.replace(mine, **same) == cli
 
 
 def test_a_folder_of_other_settings_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
