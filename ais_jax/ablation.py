@@ -147,6 +147,12 @@ def _pre_activations(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, j
     return fc6_pre, dense(jax.nn.relu(fc6_pre), head_params["fc7"])
 
 
+@jax.jit
+def fc6_pre_activations(head_params: dict, blocks: jax.Array) -> jax.Array:
+    """``[n, D6]`` fc6 pre-activations of the unablated images (blocks ``[n, M, B]``)."""
+    return _pre_activations(head_params, blocks)[0]
+
+
 def fc6_active_fraction(head_params: dict, blocks: jax.Array) -> float:
     """Fraction of fc6 units active (``fc6_pre > 0``) over the unablated images.
 

@@ -3,7 +3,8 @@
 `greedy_curves` scores the embeddings with only the top-m ranked maps kept, for every m = 1..M.
 Prefixes are nested, so the fc6 pre-activation of prefix m is that of prefix m-1 plus one B-wide
 block product: a cumulative sum over the ranked blocks' contributions, carried across chunks of
-maps by `lax.scan`; then ReLU, fc7 (one large matmul per chunk), ReLU, correlations and the
+maps by `lax.scan`; then ReLU, fc7 (one large matmul per chunk, or per image over only the fc6
+units active in some prefix of the chunk: `ais_jax.active_set`), ReLU, correlations and the
 train/test alignments. ``method='naive'`` (mask + full head per prefix) is the reference.
 """
 
@@ -30,7 +31,6 @@ from ais_jax.models.vgg16 import PRECISION
 from ais_jax.similarity import (
     _check_score,
     alignment,
-    blocked_sum,
     corr_matrix,
     shifted_gram,
     unit_rows,
@@ -237,6 +237,8 @@ def greedy_curves(
       chunk_maps: prefixes per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
       mesh: 1-D device mesh for 'incremental'; None = all local devices.
+      fc7_path: 'auto' (the exact active-set fc7 on CPU where fc6 is sparse enough for it to
+        pay, `ais_jax.active_set.resolve_path`), 'active' or 'plain'; 'incremental' only.
 
     Returns:
       `GreedyResult`; NaN scores are kept, counted, and never win. A prefix whose maps are all

@@ -1,22 +1,32 @@
-"""Benchmark of the ablation engine on the current device (issue #3).
+"""Benchmark of the ablation engine on the current device (issues #3, #14).
 
     python -m experiments.bench                      # n = 120, writes bench.json
     python -m experiments.bench --n=24 --out=/tmp/b.json
+    python -m experiments.bench --aim1_full=/tmp/r   # the full-scale Aim 1 rehearsal instead
 
 Random VGG-16 head weights (`random_params`) and random sparse non-negative conv5_3-shaped
-activations (no trunk is run). Measures, in one run:
+activations (no trunk is run), with two heads side by side:
+
+* ``random``: the He-scaled head with zero biases (about half of fc6 active);
+* ``trained-like``: the same head with one constant subtracted from every fc6 bias so that
+  ``--fc6_active`` (default 25 %) of fc6 units are active on these activations. A trained
+  VGG-16's fc6 is sparser than a random one's; how sparse on a given dataset decides what the
+  active-set fc7 (`ais_jax.active_set`) saves. The level is an assumption, stated in the output.
+
+For each head, in one run:
 
 (a) a PyTorch loop shaped like the authors' code (per image, per map: clone, zero the channel,
     batch-1 head forward), when torch is installed; timed on a subset, extrapolated, labelled;
-(b) the vmap path (`ablation_embeddings(method='vmap')`), timed on a subset of images and
-    extrapolated (its cost is linear in the images);
-(c) the fast path (`ablation_embeddings(method='fast')`) on the whole n-image ablation tensor
-    ``[n, 512, 4096]``, and the similarity kernel (`ablation_similarities`) on the same data;
-(d) the device's float32 (HIGHEST) matmul rate and the FLOP bound it implies for (c).
+(b) the vmap path (`ablation_embeddings(method='vmap')`), random head only, timed on a subset
+    of images and extrapolated (its cost is linear in the images);
+(c) the fast similarity kernel (`ablation_similarities`) with the plain fc7 product;
+(c*) the same kernel with the exact active-set fc7;
+(d) the device's float32 (HIGHEST) matmul rate and the FLOP bound it implies for the fast path
+    with a dense fc7;
 
-and one greedy curve (512 prefixes), incremental vs naive (naive timed on a subset of prefixes
-and extrapolated). The first call (compilation included) is reported beside the best of
-``--repeats`` later calls.
+and one greedy curve (512 prefixes) with the plain and the active-set fc7 (and, for the random
+head, the naive reference timed on a subset of prefixes and extrapolated). The first call
+(compilation included) is reported beside the best of ``--repeats`` later calls.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from absl import app, flags
 
 from ais_jax import ablation, preflight, selection, storage
 from ais_jax.models import vgg16
+from experiments import aim1_full
 
 _N = flags.DEFINE_integer("n", 120, "images in the synthetic dataset (>= 15: the greedy "
                             "timing needs 3 test images)", lower_bound=15)
@@ -53,6 +64,16 @@ _SPARSITY = flags.DEFINE_float("sparsity", 0.8, "fraction of zero activations (c
 _DEAD_MAPS = flags.DEFINE_integer("dead_maps", 0, "maps set to zero in every image (skipped)",
                                   lower_bound=0, upper_bound=511)
 _SKIP_TORCH = flags.DEFINE_bool("skip_torch", False, "skip the PyTorch loop baseline")
+_FC6_ACTIVE = flags.DEFINE_float("fc6_active", 0.25, "fraction of fc6 units active in the "
+                                 "trained-like head (an fc6 bias shift; an assumed level)",
+                                 lower_bound=0.001, upper_bound=1.0)
+_AIM1_FULL = flags.DEFINE_string("aim1_full", None, "instead of the benchmark, run the "
+                                 "full-scale Aim 1 rehearsal (experiments.aim1_full) in this "
+                                 "folder; the same folder again resumes")
+_AIM1_FULL_FC6 = flags.DEFINE_float("aim1_full_fc6_active", None, "with --aim1_full: the "
+                                    "fraction of fc6 units the rehearsal's random networks "
+                                    "have active (default: zero biases, about half)",
+                                    lower_bound=0.001, upper_bound=1.0)
 
 
 def synthetic_inputs(n: int, seed: int, sparsity: float, dead_maps: int = 0, hw: int = 14):
@@ -133,11 +154,59 @@ def torch_loop(params: dict, acts: np.ndarray, images: int, maps: int) -> dict:
     return {"ablations": images * maps, "seconds": seconds, "threads": torch.get_num_threads()}
 
 
+def trained_like(params: dict, blocks: jax.Array, fc6_active: float) -> dict:
+    """``params`` with one constant subtracted from every fc6 bias so that ``fc6_active`` of
+    the fc6 units are active (``fc6_pre > 0``) on ``blocks``."""
+    pre = np.asarray(ablation.fc6_pre_activations(params, blocks))
+    shift = np.float32(np.quantile(pre, 1.0 - fc6_active))
+    return {**params, "fc6": {**params["fc6"], "bias": params["fc6"]["bias"] - shift}}
+
+
+def head_rows(params: dict, blocks: jax.Array, acts: np.ndarray, n: int, *,
+              with_vmap: bool, flops: float) -> dict:
+    """The rows (a), (b), (c), (c*) of one head; ablations/s, seconds, GFLOP/s."""
+    dims = ablation.head_dims(params, blocks)
+    total = n * dims.maps
+    rows = {}
+    if not _SKIP_TORCH.value:
+        try:
+            t = torch_loop(params, acts, _TORCH_IMAGES.value, _TORCH_MAPS.value)
+        except ImportError:
+            rows["(a) torch loop"] = {"ablations_per_s": float("nan"), "seconds": float("nan"),
+                                      "note": "torch not installed"}
+        else:
+            per_s = t["ablations"] / t["seconds"]
+            rows["(a) torch loop"] = {
+                "ablations_per_s": per_s, "seconds": total / per_s,
+                "note": f"extrapolated from {t['ablations']} ablations, {t['threads']} threads",
+            }  # fmt: skip
+    if with_vmap:
+        k = min(_VMAP_IMAGES.value, n)
+        first, best = best_time(
+            lambda: ablation.ablation_embeddings(params, blocks[:k], method="vmap"), 1)
+        per_s = k * dims.maps / best
+        rows["(b) vmap path"] = {
+            "ablations_per_s": per_s, "seconds": total / per_s, "first_call_s": first,
+            "note": f"extrapolated from {k} images x {dims.maps} maps",
+        }  # fmt: skip
+    for label, path, note in (("(c) fast, plain fc7", "plain", "dense fc7 product"),
+                              ("(c*) fast, active-set fc7", "active",
+                               "fc7 over the active fc6 units only (exact)")):
+        first, best = best_time(
+            lambda: ablation.ablation_similarities(params, blocks, fc7_path=path),
+            _REPEATS.value)
+        rows[label] = {
+            "ablations_per_s": total / best, "seconds": best, "first_call_s": first,
+            "gflops": flops / best / 1e9,
+            "note": f"similarity kernel, {note}; GFLOP/s counts the dense fast path's FLOPs",
+        }  # fmt: skip
+    return rows
+
+
 def run(n: int) -> dict:
     """All measurements; returns the JSON-able results."""
     params, blocks, acts = synthetic_inputs(n, _SEED.value, _SPARSITY.value, _DEAD_MAPS.value)
     dims = ablation.head_dims(params, blocks)
-    total = n * dims.maps
     res = {
         "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
         "devices": jax.device_count(), "n": n, "maps": dims.maps,
@@ -146,116 +215,97 @@ def run(n: int) -> dict:
         "load_average": list(os.getloadavg()),
     }  # fmt: skip
     rate = matmul_rate(_MATMUL_SIZE.value)
-    res["matmul_gflops"] = rate / 1e9
     flops = fast_path_flops(n, dims.maps, dims.block, dims.fc6, dims.embed)
     res["fast_flops"] = flops
-    rows = {}
-
-    if not _SKIP_TORCH.value:
-        try:
-            t = torch_loop(params, acts, _TORCH_IMAGES.value, _TORCH_MAPS.value)
-        except ImportError:
-            res["torch"] = "not installed"
-        else:
-            per_s = t["ablations"] / t["seconds"]
-            rows["(a) torch loop"] = {
-                "ablations_per_s": per_s, "seconds": total / per_s,
-                "note": f"extrapolated from {t['ablations']} ablations, {t['threads']} threads",
-            }  # fmt: skip
-
-    k = min(_VMAP_IMAGES.value, n)
-    first, best = best_time(
-        lambda: ablation.ablation_embeddings(params, blocks[:k], method="vmap"), 1
-    )
-    per_s = k * dims.maps / best
-    rows["(b) vmap path"] = {
-        "ablations_per_s": per_s, "seconds": total / per_s, "first_call_s": first,
-        "note": f"extrapolated from {k} images x {dims.maps} maps",
-    }  # fmt: skip
-
-    fast_kernels = {
-        "(c) fast path": (ablation.ablation_embeddings,
-                          f"full [{n}, {dims.maps}, {dims.embed}] tensor"),
-        "(c') fast similarities": (ablation.ablation_similarities, "global_ + per_image "
-                                   "correlations (FLOPs counted: fast path only)"),
-    }  # fmt: skip
-    for label, (kernel, note) in fast_kernels.items():
-        first, best = best_time(lambda: kernel(params, blocks), _REPEATS.value)
-        rows[label] = {
-            "ablations_per_s": total / best, "seconds": best, "first_call_s": first,
-            "gflops": flops / best / 1e9, "note": note,
-        }  # fmt: skip
+    heads = {"random": params, "trained-like": trained_like(params, blocks, _FC6_ACTIVE.value)}
+    res["heads"] = {}
+    for name, head in heads.items():
+        res["heads"][name] = {
+            "fc6_active_fraction": ablation.fc6_active_fraction(head, blocks),
+            "rows": head_rows(head, blocks, acts, n, with_vmap=name == "random", flops=flops),
+            "greedy": greedy_timings(head, blocks, n, naive=name == "random"),
+        }
+    res["heads"]["trained-like"]["fc6_active_requested"] = _FC6_ACTIVE.value
     # The probe is repeated at the end: other jobs on the machine make any single probe low.
     rate_end = matmul_rate(_MATMUL_SIZE.value)
     res["matmul_gflops_start_end"] = [rate / 1e9, rate_end / 1e9]
     rate = max(rate, rate_end)
     res["matmul_gflops"] = rate / 1e9
-    for row in rows.values():
-        if "gflops" in row:
-            row["pct_of_bound"] = 100 * row["gflops"] * 1e9 / rate
     res["fast_path_bound_s"] = flops / rate
-    for row in rows.values():
-        row["seconds_per_120"] = 120 * dims.maps / row["ablations_per_s"]
-    res["rows"] = rows
-    res["greedy"] = greedy_timings(params, blocks, n)
+    res["load_average_end"] = list(os.getloadavg())
+    for head in res["heads"].values():
+        for row in head["rows"].values():
+            if "gflops" in row:
+                row["pct_of_bound"] = 100 * row["gflops"] * 1e9 / rate
+            row["seconds_per_120"] = 120 * dims.maps / row["ablations_per_s"]
     return res
 
 
-def greedy_timings(params: dict, blocks: jax.Array, n: int) -> dict:
-    """One greedy curve (train 80% / test 20%), incremental vs naive (extrapolated)."""
+def greedy_timings(params: dict, blocks: jax.Array, n: int, *, naive: bool) -> dict:
+    """One greedy curve (train 80% / test 20%): plain vs active-set fc7 (and naive)."""
     rng = np.random.default_rng(_SEED.value)
     human = rng.normal(size=(n, n))
     human = human + human.T
     perm = rng.permutation(n)
     test, train = np.sort(perm[: n // 5]), np.sort(perm[n // 5 :])
     order = rng.permutation(blocks.shape[1])
-    first, best = best_time(
-        lambda: selection.greedy_curves(params, blocks, order, human, train=train, test=test)[0],
-        1,
-    )
-    out = {"incremental_s": best, "incremental_first_call_s": first}
-    p = _NAIVE_PREFIXES.value
-    sizes = jnp.asarray(np.linspace(1, blocks.shape[1], p).round().astype(np.int32))
-    h = jnp.asarray(human, jnp.float32)
-    args = (params, blocks, jnp.asarray(order), sizes, jnp.asarray(train), jnp.asarray(test),
-            h[np.ix_(train, train)], h[np.ix_(test, test)])  # fmt: skip
-    first, best = best_time(lambda: selection.naive_prefix_scores(*args, chunk=1, score="r2"), 1)
-    out["naive_s"] = best * blocks.shape[1] / p
-    out["naive_note"] = f"extrapolated from {p} of {blocks.shape[1]} prefixes"
-    out["speedup"] = out["naive_s"] / out["incremental_s"]
+    out = {}
+    for path in ("plain", "active"):
+        first, best = best_time(lambda: selection.greedy_curves(
+            params, blocks, order, human, train=train, test=test, fc7_path=path)[0], 1)
+        out[f"{path}_s"], out[f"{path}_first_call_s"] = best, first
+    out["speedup_active"] = out["plain_s"] / out["active_s"]
+    if naive:
+        p = _NAIVE_PREFIXES.value
+        sizes = jnp.asarray(np.linspace(1, blocks.shape[1], p).round().astype(np.int32))
+        h = jnp.asarray(human, jnp.float32)
+        args = (params, blocks, jnp.asarray(order), sizes, jnp.asarray(train), jnp.asarray(test),
+                h[np.ix_(train, train)], h[np.ix_(test, test)])  # fmt: skip
+        _, best = best_time(lambda: selection.naive_prefix_scores(*args, chunk=1, score="r2"),
+                            1)
+        out["naive_s"] = best * blocks.shape[1] / p
+        out["naive_note"] = f"extrapolated from {p} of {blocks.shape[1]} prefixes"
     return out
 
 
 def format_table(res: dict) -> str:
     """The printed summary."""
-    base = res["rows"].get("(a) torch loop", {}).get("ablations_per_s")
     lines = [
         f"device: {res['device']} ({res['platform']}, {res['devices']} device(s)); n = {res['n']}; "
-        f"load average {res['load_average'][0]:.2f}",
-        f"matmul float32 (HIGHEST): {res['matmul_gflops']:.1f} GFLOP/s -> fast-path bound "
+        f"load average {res['load_average'][0]:.2f} -> {res['load_average_end'][0]:.2f}",
+        f"matmul float32 (HIGHEST): {res['matmul_gflops']:.1f} GFLOP/s -> dense fast-path bound "
         f"{res['fast_path_bound_s']:.2f} s ({res['fast_flops'] / 1e12:.3f} TFLOP)",
-        f"{'path':<24}{'ablations/s':>13}{'s/120 img':>11}{'GFLOP/s':>9}{'% bound':>9}"
-        f"{'speed-up':>10}{'1st call s':>11}  note",
     ]
-    for name, row in res["rows"].items():
-        speed = f"{row['ablations_per_s'] / base:.1f}x" if base else "-"
-        gf = f"{row['gflops']:.1f}" if "gflops" in row else "-"
-        pct = f"{row['pct_of_bound']:.0f}%" if "pct_of_bound" in row else "-"
-        comp = f"{row['first_call_s']:.1f}" if "first_call_s" in row else "-"
-        lines.append(
-            f"{name:<24}{row['ablations_per_s']:>13.1f}{row['seconds_per_120']:>11.2f}{gf:>9}{pct:>9}"
-            f"{speed:>10}{comp:>11}  {row['note']}"
-        )
-    g = res["greedy"]
-    lines.append(
-        f"greedy curve ({res['maps']} prefixes): incremental {g['incremental_s']:.2f} s, naive "
-        f"{g['naive_s']:.1f} s ({g['naive_note']}), speed-up {g['speedup']:.1f}x"
-    )
+    for name, head in res["heads"].items():
+        rows = head["rows"]
+        base = rows.get("(a) torch loop", {}).get("ablations_per_s")
+        level = f"{head['fc6_active_fraction']:.1%} of fc6 active"
+        if "fc6_active_requested" in head:
+            level += " (fc6 biases shifted for it: an assumed trained-like level)"
+        lines += ["", f"head: {name}, {level}",
+                  f"{'path':<28}{'ablations/s':>13}{'s/120 img':>11}{'GFLOP/s':>9}"
+                  f"{'% bound':>9}{'speed-up':>10}{'1st call s':>11}  note"]
+        for label, row in rows.items():
+            speed = f"{row['ablations_per_s'] / base:.1f}x" if base and base == base else "-"
+            gf = f"{row['gflops']:.1f}" if "gflops" in row else "-"
+            pct = f"{row['pct_of_bound']:.0f}%" if "pct_of_bound" in row else "-"
+            comp = f"{row['first_call_s']:.1f}" if "first_call_s" in row else "-"
+            lines.append(f"{label:<28}{row['ablations_per_s']:>13.1f}"
+                         f"{row['seconds_per_120']:>11.2f}{gf:>9}{pct:>9}{speed:>10}{comp:>11}"
+                         f"  {row['note']}")
+        g = head["greedy"]
+        text = (f"greedy curve ({res['maps']} prefixes): plain fc7 {g['plain_s']:.2f} s, "
+                f"active-set fc7 {g['active_s']:.2f} s ({g['speedup_active']:.2f}x)")
+        if "naive_s" in g:
+            text += f", naive {g['naive_s']:.1f} s ({g['naive_note']})"
+        lines.append(text)
     return "\n".join(lines)
 
 
 def main(argv):
     preflight.refuse_leftovers(argv)
+    if _AIM1_FULL.value is not None:  # the rehearsal checks its own folder first
+        return aim1_full.cli_main(_AIM1_FULL.value, fc6_active=_AIM1_FULL_FC6.value)
     preflight.check_out_file(_OUT.value)  # before the benchmark, not after it
     res = run(_N.value)
     print(format_table(res))

@@ -65,11 +65,16 @@ def test_grouped_product_equals_plain(kernel, counts):
 
 
 def _shifted_head(head, blocks, quantile):
-    """The head with fc6 biases shifted so that ``1 - quantile`` of fc6 units are active."""
+    """The head with fc6 biases shifted so that ``1 - quantile`` of fc6 units are active (or,
+    for ``'one image all active'``, every unit of one image)."""
     if quantile is None:
         return head
-    pre = np.asarray(ablation._pre_activations(head, jnp.asarray(blocks))[0])
-    bias = np.asarray(head["fc6"]["bias"]) - np.float32(np.quantile(pre, quantile))
+    pre = np.asarray(ablation.fc6_pre_activations(head, jnp.asarray(blocks)))
+    if quantile == "one image all active":  # the image whose least fc6 unit is largest
+        shift = pre.min(axis=1).max() - 1e-3
+    else:
+        shift = np.quantile(pre, quantile)
+    bias = np.asarray(head["fc6"]["bias"]) - np.float32(shift)
     return {**head, "fc6": {**head["fc6"], "bias": jnp.asarray(bias, jnp.float32)}}
 
 
@@ -120,19 +125,23 @@ def test_greedy_active_set_equals_plain(problem, quantile):
         rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("quantile", [None, 0.75, 0.95])
+@pytest.mark.parametrize("quantile", [None, "one image all active", 0.75, 0.95])
 def test_ablation_active_set_equals_plain(problem, quantile):
     head, blocks, _ = problem
     head = _shifted_head(head, blocks, quantile)
+    all_on = np.all(np.asarray(ablation.fc6_pre_activations(head, jnp.asarray(blocks))) > 0, 1)
+    if quantile == "one image all active":
+        assert np.any(all_on)
+    dead = 5 if not all_on[5] else 6  # fc6 = bias: all inactive where the bias is below 0
     blocks = blocks.copy()
-    blocks[5] = 0  # image 5: fc6 = bias, all inactive where the bias is shifted below 0
+    blocks[dead] = 0
     plain = ablation.ablation_similarities(head, jnp.asarray(blocks), fc7_path="plain")
     active = ablation.ablation_similarities(head, jnp.asarray(blocks), fc7_path="active")
     np.testing.assert_array_equal(active.full, plain.full)
     np.testing.assert_allclose(active.global_delta, plain.global_delta, rtol=0, atol=1e-7)
     np.testing.assert_allclose(active.per_image_delta, plain.per_image_delta, rtol=0, atol=1e-7)
-    # The all-inactive image: its ablations change nothing, exactly.
-    assert np.all(np.asarray(active.per_image_delta)[5] == np.asarray(plain.per_image_delta)[5])
+    # The all-zero image: its ablations change nothing, exactly.
+    assert np.all(np.asarray(active.per_image_delta)[dead] == 0)
     emb_plain = ablation.ablation_embeddings(head, jnp.asarray(blocks[:6]), fc7_path="plain")
     emb_active = ablation.ablation_embeddings(head, jnp.asarray(blocks[:6]), fc7_path="active")
     scale = float(jnp.max(jnp.abs(emb_plain)))

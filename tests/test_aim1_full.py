@@ -2,7 +2,8 @@
 
 The command runs in subprocesses, as a user runs it (its matmul probe imports
 experiments.bench, whose --out flag would clash with experiments._flags' in this process):
-6 images of 32 px in one category, both random full-size networks, 2 folds x 1 seed. The
+6 images of 32 px in one category, both random full-size networks (their fc6 biases shifted so
+that a trained-like 25 % of fc6 is active, which takes the active-set fc7), 2 folds x 1 seed. The
 persistent JAX compilation cache is shared by the subprocesses so that only the first one
 compiles the kernels. No test asserts a time.
 """
@@ -30,7 +31,7 @@ from experiments import aim1_full
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--n_images=6", "--datasets=animals", "--folds=2", "--seeds=111", "--image_size=32",
-         "--matmul_size=64", "--noprogress"]
+         "--matmul_size=64", "--noprogress", "--fc6_active=0.25"]
 ITEMS = ["random_a/animals", "random_b/animals"]
 
 
@@ -77,6 +78,9 @@ def test_report_has_every_stage_of_every_item(reference: Path):
         assert it["stages"]["folds"]["folds"] == 2
         assert it["stages"]["folds"]["folds_resumed"] == 0
         assert len(it["stages"]["folds"]["fold_seconds"]) == 2
+        # Calibrated on these very images (the first 16 of the first dataset: all 6 here).
+        assert it["fc6_active_fraction"] == pytest.approx(0.25, abs=1 / (6 * 4096))
+        assert it["fc7_path"] == "active"
     assert report["stages"]["folds"]["folds"] == 4
     assert report["stages"]["weights"]["written"] == 2
     assert report["stages"]["data"]["images_written"] == 6

@@ -19,12 +19,30 @@ def test_bench_command_writes_every_row(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["n"] == 15
-    assert set(res["rows"]) == {"(a) torch loop", "(b) vmap path", "(c) fast path",
-                                "(c') fast similarities"}
-    assert all(row["ablations_per_s"] > 0 for row in res["rows"].values())
-    assert "extrapolated" in res["rows"]["(a) torch loop"]["note"]
-    assert res["greedy"]["incremental_s"] > 0
-    assert "(c) fast path" in proc.stdout
+    assert set(res["heads"]) == {"random", "trained-like"}
+    rows = {"(a) torch loop", "(c) fast, plain fc7", "(c*) fast, active-set fc7"}
+    assert set(res["heads"]["random"]["rows"]) == rows | {"(b) vmap path"}
+    assert set(res["heads"]["trained-like"]["rows"]) == rows
+    for head in res["heads"].values():
+        assert all(row["ablations_per_s"] > 0 for row in head["rows"].values())
+        assert head["greedy"]["plain_s"] > 0 and head["greedy"]["active_s"] > 0
+    assert "extrapolated" in res["heads"]["random"]["rows"]["(a) torch loop"]["note"]
+    assert "naive_s" in res["heads"]["random"]["greedy"]
+    # The trained-like head is the random one with its fc6 biases shifted to the stated level.
+    assert abs(res["heads"]["trained-like"]["fc6_active_fraction"] - 0.25) < 1e-3
+    assert 0.4 < res["heads"]["random"]["fc6_active_fraction"] < 0.6
+    assert "(c*) fast, active-set fc7" in proc.stdout and "assumed trained-like" in proc.stdout
+
+
+def test_bench_aim1_full_flag_runs_the_rehearsal_checks_first(tmp_path):
+    """--aim1_full hands over to experiments.aim1_full, whose --out check comes first."""
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "experiments.bench", f"--aim1_full={target}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("error:") and str(target) in proc.stderr
+    assert "Traceback" not in proc.stderr and target.read_text() == "x"
 
 
 def test_bench_rejects_too_few_images(tmp_path):
