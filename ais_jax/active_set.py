@@ -115,8 +115,3 @@ def grouped_product(x: jax.Array, kernel: jax.Array) -> jax.Array:
     # Sequential over groups on purpose: `lax.map`'s batching would turn the switch into a
     # select that runs every branch.
     return jax.lax.map(lambda xi: group_product(xi, kernel), x)
-
-
-def active_fraction(x: jax.Array) -> jax.Array:
-    """``[g]`` fraction of the ``d`` inputs non-zero in some row of each group ``[g, r, d]``."""
-    return jnp.mean(jnp.any(x != 0, axis=-2), axis=-1)
