@@ -98,7 +98,8 @@ def check_folds(n_images: int, folds: int, *, flag: str = "--folds",
                 source: str | os.PathLike | None = None) -> None:
     """Refuses a number of folds that leaves fewer than `MIN_TEST_IMAGES` test images.
 
-    The legacy splits (`ais_jax.crossval.legacy_folds`) cut the n images into ``folds`` chunks
+    The legacy splits (`ais_jax.engine.crossval.legacy_folds`) cut the n images into ``folds``
+    chunks
     of ``n // folds`` or one more; the smallest chunk is the test set that matters.
 
     Raises:

@@ -50,6 +50,12 @@ class WriteError(OSError):
         return self.strerror
 
 
+def cache_key(**parts: Any) -> str:
+    """A short stable hash of JSON-serialisable key parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
 def cache_dir() -> Path:
     """The cache root: ``$AIS_JAX_CACHE`` if set, else ``~/.cache/ais_jax``."""
     root = os.environ.get(CACHE_ENV)

@@ -8,7 +8,7 @@ metadata recording where the weights came from (`save_params`). Files are made b
 Integrity: `save_params` records ``tensors_sha256`` (`tensors_digest` of the tensors written)
 in the metadata and `load_params` recomputes it from the tensors it read, so a file damaged
 after conversion (flipped bytes, a partial copy) is refused by name. The same digest identifies
-the weights in every cache key (`ais_jax.activations`): it changes whenever the tensors do,
+the weights in every cache key (`ais_jax.engine.activations`): it changes whenever the tensors do,
 e.g. after re-converting with ``--force``, while ``source_sha256`` names only the checkpoint.
 """
 
@@ -242,7 +242,7 @@ def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[
       for ``VGG16(num_classes).apply({'params': params}, images)``; ``metadata['num_classes']``
       is the number of classes (a string, as all safetensors metadata);
       ``metadata['tensors_sha256']`` is the verified digest of ``params``, the key under which
-      caches (`ais_jax.activations`) keep what these weights computed.
+      caches (`ais_jax.engine.activations`) keep what these weights computed.
 
     Raises:
       MissingWeightsError: if the weights were not converted yet (the message says how).

@@ -14,17 +14,19 @@ results.csv/json, bars in figure1.png; the demo runs all three)::
     python -m experiments.aim1 --methods=greedy,softmask,reweight --data_dir=... --out=...
 
 Writes summary.md (our numbers beside the paper's), figure1.png, results.csv/json,
-ais_correlations.csv/json and one JSON per fold under --out; see `ais_jax.aim1`. The data,
-weights and model flags are shared with the other aims (`experiments._flags`).
+ais_correlations.csv/json and one JSON per fold under --out; see `ais_jax.study.aim1`. The data,
+weights and model flags are shared with the other aims (`experiments.cli`).
 """
 
 from __future__ import annotations
 
 from absl import app, flags, logging
 
-from ais_jax import aim1, crossval, demo, preflight
+from ais_jax import preflight
+from ais_jax.engine import crossval
 from ais_jax.fitting import compare
-from experiments import _flags
+from ais_jax.study import aim1, aim1_demo
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("folds", 5, "Test chunks per shuffle.")
@@ -40,7 +42,7 @@ DEMO_IMAGES = 60
 
 def _config() -> aim1.Aim1Config:
     return aim1.Aim1Config(
-        **_flags.study_kwargs("results/aim1"), folds=FLAGS.folds,
+        **cli.study_kwargs("results/aim1"), folds=FLAGS.folds,
         seeds=preflight.int_list(FLAGS.seeds, "--seeds"), score=FLAGS.score,
         methods=tuple(FLAGS.methods))
 
@@ -49,7 +51,7 @@ def _run() -> int:
     if FLAGS.demo:
         preflight.check_positive(FLAGS.batch_size, "--batch_size")
         out = preflight.check_out_dir(FLAGS.out or "results/demo")
-        result = demo.run_demo(demo.DemoConfig(
+        result = aim1_demo.run_demo(aim1_demo.DemoConfig(
             out=str(out), n_images=FLAGS.demo_images or DEMO_IMAGES,
             planted=FLAGS.demo_planted, batch_size=FLAGS.batch_size,
             methods=tuple(FLAGS.methods) if FLAGS["methods"].present else compare.METHODS))
@@ -62,7 +64,7 @@ def _run() -> int:
     return 0
 
 
-main = _flags.entry_point(_run)
+main = cli.entry_point(_run)
 
 
 if __name__ == "__main__":

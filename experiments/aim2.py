@@ -11,7 +11,7 @@ Synthetic planted-region demo (no downloads, a few minutes on a laptop CPU)::
 Writes per model and dataset per_image_ais.npy, heatmaps_grid.npy + image_ids.json, overlays/,
 and the statistics tables, figure2_<dataset>.png, figure3.png, summary.md, run.json under
 --out; see `ais_jax.study.aim2`. Reuses Aim 1's cache of trunk activations and ablations. The
-data, weights and model flags are shared with the other aims (`experiments._flags`).
+data, weights and model flags are shared with the other aims (`experiments.cli`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from absl import app, flags
 
 from ais_jax import preflight
 from ais_jax.study import aim2, aim2_demo
-from experiments import _flags
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("overlays", "all", "Overlay PNGs per model and dataset: 'all', or the "
@@ -45,7 +45,7 @@ def _overlays() -> int | None:
 
 def _config() -> aim2.Aim2Config:
     return aim2.Aim2Config(
-        **_flags.study_kwargs("results/aim2"), overlays=_overlays(), full_maps=FLAGS.full_maps,
+        **cli.study_kwargs("results/aim2"), overlays=_overlays(), full_maps=FLAGS.full_maps,
         full_dtype=FLAGS.full_dtype, examples=FLAGS.examples, colormap=FLAGS.colormap,
         image_weight=FLAGS.image_weight)
 
@@ -65,7 +65,7 @@ def _run() -> int:
     return 0
 
 
-main = _flags.entry_point(_run)
+main = cli.entry_point(_run)
 
 
 if __name__ == "__main__":

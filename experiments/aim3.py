@@ -16,7 +16,7 @@ Synthetic demo (planted regions, synthetic saliency maps; no downloads)::
 Writes summary.md (Table 1 beside the paper's, the baselines), table1.csv/json,
 metrics.csv/json, baseline_tests.csv/json, figure4_<model>.png and per-image CSVs under --out;
 see `ais_jax.study.aim3`. The data, weights and model flags are shared with the other aims
-(`experiments._flags`).
+(`experiments.cli`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from absl import app, flags
 
 from ais_jax.explain import baselines, compare
 from ais_jax.study import aim3, aim3_demo
-from experiments import _flags
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("saliency_dir", None, "Saliency maps: <dir>/<category>/<image stem>.npy|png "
@@ -60,7 +60,7 @@ def _run() -> int:
             **({"n_images": FLAGS.demo_images} if FLAGS.demo_images else {}), **_extras()))
     else:
         result = aim3.run_aim3(aim3.Aim3Config(
-            **_flags.study_kwargs("results/aim3"), saliency_dir=FLAGS.saliency_dir or "",
+            **cli.study_kwargs("results/aim3"), saliency_dir=FLAGS.saliency_dir or "",
             aim2_dir=FLAGS.aim2_dir, **_extras()))
     print(result["text"])
     print(f"Results written to {result['out']}/ (summary.md, table1.csv, metrics.csv, "
@@ -68,7 +68,7 @@ def _run() -> int:
     return 0
 
 
-main = _flags.entry_point(_run)
+main = cli.entry_point(_run)
 
 
 if __name__ == "__main__":

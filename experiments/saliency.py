@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from ais_jax import preflight, saliency
+from ais_jax import preflight
+from ais_jax.explain import saliency
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder of images (or one holding images/).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the .npy maps.")

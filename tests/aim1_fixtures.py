@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ais_jax import demo, storage
+from ais_jax import storage
+from ais_jax.study import aim1_demo
 
 SMALL_DEMO = dict(n_images=20, image_size=64, planted=64, noise=0.05, folds=2, seeds=(111,),
                   seed=0, batch_size=8)
@@ -27,6 +28,6 @@ def small_demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv(storage.CACHE_ENV, str(cache))
             out = tmp_path_factory.mktemp("aim1_demo")
-            result = demo.run_demo(demo.DemoConfig(out=str(out), **SMALL_DEMO))
+            result = aim1_demo.run_demo(aim1_demo.DemoConfig(out=str(out), **SMALL_DEMO))
         _RUNS[base] = {**result, "cache": cache}
     return _RUNS[base]

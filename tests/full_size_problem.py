@@ -17,9 +17,9 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from make_images import real_looking
 
 from ais_jax.models.vgg16 import TRUNK_LAYOUT, VGG16Trunk, pool_blocks
-from make_images import real_looking
 
 N_IMAGES = 24
 

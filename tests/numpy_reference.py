@@ -11,7 +11,8 @@ from ais_jax.models.vgg16 import adaptive_pool_matrix
 
 
 def head_params64(head_params: dict) -> dict:
-    return {k: {p: np.asarray(v, np.float64) for p, v in layer.items()} for k, layer in head_params.items()}
+    return {k: {p: np.asarray(v, np.float64) for p, v in layer.items()}
+            for k, layer in head_params.items()}
 
 
 def pool_blocks(acts: np.ndarray) -> np.ndarray:

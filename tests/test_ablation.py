@@ -1,12 +1,11 @@
 """Ablation embeddings and similarities vs "zero the channel, run the head" (SPEC §2)."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
 
-import numpy_reference as ref
-from ais_jax import ablation
+from ais_jax.engine import ablation
 from ais_jax.models.vgg16 import VGG16Head, pool_blocks
 
 
@@ -18,12 +17,13 @@ def problem(request):
 
 def _plain_ablations(params, acts):
     """The reference semantics in float32: zero channel k of the activations, run the head."""
-    model = VGG16Head(num_classes=params["fc8"]["bias"].shape[0], embed_dim=params["fc7"]["bias"].shape[0])
+    model = VGG16Head(num_classes=params["fc8"]["bias"].shape[0],
+                      embed_dim=params["fc7"]["bias"].shape[0])
     embs, logits = [], []
     for k in range(acts.shape[-1]):
-        e, l = model.apply({"params": params}, jnp.asarray(acts).at[..., k].set(0))
+        e, logit = model.apply({"params": params}, jnp.asarray(acts).at[..., k].set(0))
         embs.append(e)
-        logits.append(l)
+        logits.append(logit)
     return np.stack(embs, 1), np.stack(logits, 1)  # [n, M, D], [n, M, C]
 
 
@@ -50,7 +50,7 @@ def test_full_embeddings_match_model(problem):
     model = VGG16Head(num_classes=5, embed_dim=64)
     want = model.apply({"params": params}, jnp.asarray(acts))
     got = ablation.full_embeddings(params, pool_blocks(jnp.asarray(acts)))
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
@@ -101,7 +101,7 @@ def test_vmap_similarities_equal_fast(problem):
     blocks = pool_blocks(jnp.asarray(acts))
     fast = ablation.ablation_similarities(params, blocks)
     slow = ablation.ablation_similarities(params, blocks, method="vmap", chunk_maps=3)
-    for f, s in zip(fast, slow):
+    for f, s in zip(fast, slow, strict=True):
         np.testing.assert_allclose(f, s, atol=1e-6)
 
 

@@ -7,13 +7,13 @@ a bias shift, as `experiments.bench` does), including an image whose fc6 is all 
 groups in which every unit is active.
 """
 
+import full_size_problem as fsp
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import full_size_problem as fsp
-from ais_jax import ablation, active_set, selection
+from ais_jax.engine import ablation, active_set, selection
 
 D = 4096
 

@@ -6,9 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.stats
-
 from aim1_fixtures import SMALL_DEMO, small_demo_run
-from ais_jax import aim1, crossval, demo, figures, storage
+
+from ais_jax import storage
+from ais_jax.engine import crossval
+from ais_jax.report import figures
+from ais_jax.study import aim1, aim1_demo
 from ais_jax.weights import MissingWeightsError
 
 
@@ -84,7 +87,7 @@ def test_ais_correlations_match_scipy():
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((3, 512))
     rows = [{"model": "ecoset", "dataset": name, "global_ais": v}
-            for name, v in zip(("fruits", "vegetables", "animals"), vecs)]
+            for name, v in zip(("fruits", "vegetables", "animals"), vecs, strict=True)]
     table = aim1.ais_correlations(rows)
     assert [(c["a"], c["b"]) for c in table] == [("fruits", "vegetables"), ("fruits", "animals"),
                                                  ("vegetables", "animals")]
@@ -111,7 +114,7 @@ def test_figure1_has_one_bar_per_condition_and_the_set_sizes():
 @pytest.fixture
 def plain_data(tmp_path):
     images = tmp_path / "images"
-    demo.write_images(images, 10, 32, np.random.default_rng(0))
+    aim1_demo.write_images(images, 10, 32, np.random.default_rng(0))
     matrix = np.corrcoef(np.random.default_rng(1).standard_normal((10, 20)))
     np.save(tmp_path / "sim.npy", matrix)
     return images, tmp_path / "sim.npy", matrix

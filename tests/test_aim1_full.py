@@ -1,7 +1,6 @@
 """The full-scale Aim 1 rehearsal (experiments.aim1_full), at a tiny size.
 
-The command runs in subprocesses, as a user runs it (its matmul probe imports
-experiments.bench, whose --out flag would clash with experiments._flags' in this process):
+The command runs in subprocesses, as a user runs it:
 6 images of 32 px in one category, both random full-size networks (their fc6 biases shifted so
 that a trained-like 25 % of fc6 is active, which takes the active-set fc7), 2 folds x 1 seed. The
 persistent JAX compilation cache is shared by the subprocesses so that only the first one
@@ -26,8 +25,9 @@ from absl import flags
 
 from ais_jax import storage
 from ais_jax.data.datasets import load_peterson
+from ais_jax.study import rehearsal
 from experiments import aim1 as aim1_cli
-from experiments import aim1_full
+from experiments import aim1_full as aim1_full_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--n_images=6", "--datasets=animals", "--folds=2", "--seeds=111", "--image_size=32",
@@ -49,7 +49,7 @@ def _cli(out: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
 
 
 def _report(out: Path) -> dict:
-    return json.loads((out / aim1_full.REPORT).read_text())
+    return json.loads((out / rehearsal.REPORT).read_text())
 
 
 def _files(folder: Path) -> dict[str, int]:
@@ -68,11 +68,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory, env: dict) -> Path:
 
 def test_report_has_every_stage_of_every_item(reference: Path):
     report = _report(reference)
-    assert set(report["stages"]) == set(aim1_full.STAGES)
+    assert set(report["stages"]) == set(rehearsal.STAGES)
     assert report["complete_run"] and report["reused"] == []
     assert [it["item"] for it in report["items"]] == ITEMS
     for it in report["items"]:
-        assert set(it["stages"]) == set(aim1_full.ITEM_STAGES)
+        assert set(it["stages"]) == set(rehearsal.ITEM_STAGES)
         assert not it["stages"]["trunk"]["cache_hit"]
         assert not it["stages"]["similarities"]["cache_hit"]
         assert it["stages"]["folds"]["folds"] == 2
@@ -142,7 +142,7 @@ def test_interrupted_run_resumes_to_the_same_results(reference: Path, tmp_path: 
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr
-    assert not (out / "aim1" / "results.json").exists() and not (out / aim1_full.REPORT).exists()
+    assert not (out / "aim1" / "results.json").exists() and not (out / rehearsal.REPORT).exists()
 
     again = _cli(out, env)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -183,16 +183,16 @@ def test_bad_out_is_one_error_line_and_writes_nothing(tmp_path: Path, env: dict)
 def test_bad_command_lines_are_refused_before_any_work(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture):
     out = tmp_path / "run"
-    aim1_full.CLI_FLAGS(["prog", f"--out={out}", "--n_images=6"])
-    assert aim1_full.main(["prog", "stray"]) == 2
+    aim1_full_cli.CLI_FLAGS(["prog", f"--out={out}", "--n_images=6"])
+    assert aim1_full_cli.main(["prog", "stray"]) == 2
     assert capsys.readouterr().err.startswith("error: argument not understood: 'stray'")
     with pytest.raises(SystemExit) as e:
-        aim1_full.parse_flags(["prog", "--no_such_flag=1"])
+        aim1_full_cli.parse_flags(["prog", "--no_such_flag=1"])
     assert e.value.code == 2
     assert capsys.readouterr().err.startswith("error: ")
-    assert aim1_full.cli_main(str(out), categories=("cats",)) == 2
+    assert rehearsal.cli_main(str(out), categories=("cats",)) == 2
     assert "--datasets: cats" in capsys.readouterr().err
-    assert aim1_full.cli_main(str(out), n_images=5, folds=2) == 2  # 2 folds need 6 images
+    assert rehearsal.cli_main(str(out), n_images=5, folds=2) == 2  # 2 folds need 6 images
     assert "--n_images=5" in capsys.readouterr().err
     assert not out.exists()
 
@@ -204,7 +204,7 @@ def test_the_config_is_the_one_the_aim1_command_builds(tmp_path: Path):
         cli = aim1_cli._config()
     finally:
         flags.FLAGS.unparse_flags()
-    mine = aim1_full.rehearsal_config(tmp_path, categories=("animals", "fruits"), folds=2,
+    mine = rehearsal.rehearsal_config(tmp_path, categories=("animals", "fruits"), folds=2,
                                       seeds=(111, 222), image_size=224, batch_size=8, models=2)
     assert mine.preamble.startswith("> **SYNTHETIC REHEARSAL**")
     assert [label for label, _ in mine.models] == ["random_a", "random_b"]
@@ -213,10 +213,10 @@ def test_the_config_is_the_one_the_aim1_command_builds(tmp_path: Path):
 
 
 def test_a_folder_of_other_settings_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
-    identity = aim1_full.data_identity(("animals",), 6, 32, 0)
-    aim1_full.generate_data(tmp_path / "data", identity)
+    identity = rehearsal.data_identity(("animals",), 6, 32, 0)
+    rehearsal.generate_data(tmp_path / "data", identity)
     before = _files(tmp_path)
-    code = aim1_full.cli_main(str(tmp_path), categories=("animals",), n_images=7, folds=2,
+    code = rehearsal.cli_main(str(tmp_path), categories=("animals",), n_images=7, folds=2,
                               image_size=32)
     assert code == 1
     err = capsys.readouterr().err.strip()
@@ -225,17 +225,17 @@ def test_a_folder_of_other_settings_is_refused(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_generation_completes_a_cut_off_one_with_the_same_files(tmp_path: Path):
-    identity = aim1_full.data_identity(("animals", "fruits"), 6, 32, 0)
-    first = aim1_full.generate_data(tmp_path, identity)
+    identity = rehearsal.data_identity(("animals", "fruits"), 6, 32, 0)
+    first = rehearsal.generate_data(tmp_path, identity)
     assert first == {"images_written": 12, "matrices_written": 2, "skipped": False}
     missing = tmp_path / "fruits" / "images" / "img_003.png"
     data = missing.read_bytes()
     missing.unlink()
     kept = _files(tmp_path)
-    assert aim1_full.generate_data(tmp_path, identity)["images_written"] == 1
+    assert rehearsal.generate_data(tmp_path, identity)["images_written"] == 1
     assert missing.read_bytes() == data
     after = _files(tmp_path)
     assert {k: v for k, v in after.items() if k != "fruits/images/img_003.png"
-            and k != aim1_full.DATA_MANIFEST} == {k: v for k, v in kept.items()
-                                                  if k != aim1_full.DATA_MANIFEST}
-    assert aim1_full.generate_data(tmp_path, identity)["skipped"]
+            and k != rehearsal.DATA_MANIFEST} == {k: v for k, v in kept.items()
+                                                  if k != rehearsal.DATA_MANIFEST}
+    assert rehearsal.generate_data(tmp_path, identity)["skipped"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-
 from aim1_fixtures import SMALL_DEMO, small_demo_run
+
 from ais_jax import storage
-from ais_jax.ais import per_image_ais
+from ais_jax.engine.ais import per_image_ais
 from ais_jax.explain import heatmaps as hm
 from ais_jax.study import aim2
 
@@ -47,7 +47,7 @@ def test_aim2_after_aim1_reuses_the_cache_and_resumes(tmp_path_factory, tmp_path
     # The saved AIS is per_image_ais of the cached ablations and the human matrix.
     sims = first["cache"] / "ablations"
     with np.load(next(sims.iterdir())) as z:
-        from ais_jax.ablation import AblationSimilarities
+        from ais_jax.engine.ablation import AblationSimilarities
         fields = AblationSimilarities._fields  # the entry also holds its own sha256
         ref = per_image_ais(AblationSimilarities(**{f: z[f] for f in fields}),
                             np.load(Path(first["out"]) / "demo_data" / "similarity.npy"))

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from aim1_fixtures import SMALL_DEMO, small_demo_run
-from ais_jax import saliency, storage
+
+from ais_jax import storage
 from ais_jax.explain import heatmaps as hm
+from ais_jax.explain import saliency
 from ais_jax.report import aim3_figures
 from ais_jax.study import aim3, aim3_demo
 from ais_jax.study.inputs import load_datasets, load_models
@@ -169,8 +170,8 @@ def test_demo_saliency_coincides_or_not_and_rr_follows():
     coincide = np.arange(n) % 2 == 0
     sal = aim3_demo.synthetic_saliency(masks, coincide, np.random.default_rng(1))
     again = aim3_demo.synthetic_saliency(masks, coincide, np.random.default_rng(1))
-    assert all(np.array_equal(a, b) for a, b in zip(sal, again))  # seeded
-    for s, m, c in zip(sal, masks, coincide):
+    assert all(np.array_equal(a, b) for a, b in zip(sal, again, strict=True))  # seeded
+    for s, m, c in zip(sal, masks, coincide, strict=True):
         assert s.shape == shape and s.dtype == np.float32
         peak = np.unravel_index(np.argmax(s), shape)
         if c:

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.stats
-
 from aim1_fixtures import SMALL_DEMO, small_demo_run
-from ais_jax import aim1, demo, figures, storage
+
+from ais_jax import storage
 from ais_jax.fitting import compare, softmask
+from ais_jax.report import figures
+from ais_jax.study import aim1, aim1_demo
 
 ALL = ("greedy", "softmask", "reweight")
 
@@ -53,7 +55,7 @@ def test_method_rows_are_paired_tests_against_full_and_greedy():
     full = np.array([r["full_test"] for r in recs])
     greedy = np.array([r["retained_test"] for r in recs])
     for row, key in zip(rows, (("softmask", "test_soft"), ("softmask", "test_hard"),
-                               ("reweight", "test_score"))):
+                               ("reweight", "test_score")), strict=True):
         x = np.array([r[key[0]][key[1]] for r in recs])
         assert row["mean_test"] == pytest.approx(x.mean())
         assert row["t"] == pytest.approx(scipy.stats.ttest_rel(x, full).statistic)
@@ -158,9 +160,9 @@ def test_demo_fold_recovery_reports_greedy_beside_the_soft_mask(methods_run):
     first, out, _, _ = methods_run
     records = [json.loads(p.read_text())
                for p in sorted((out / "synthetic" / "synthetic" / "folds").iterdir())]
-    rec = demo.fold_recovery(records, np.asarray(first["planted"]), ALL)
+    rec = aim1_demo.fold_recovery(records, np.asarray(first["planted"]), ALL)
     for method in ("greedy", "softmask"):
         assert 0 <= rec[method]["auc"] <= 1 and 0 <= rec[method]["overlap"] <= 1
-    want = np.mean([demo.recovery(np.array(r["softmask"]["mask"]), first["planted"])["auc"]
+    want = np.mean([aim1_demo.recovery(np.array(r["softmask"]["mask"]), first["planted"])["auc"]
                     for r in records])
     assert rec["softmask"]["auc"] == pytest.approx(want)

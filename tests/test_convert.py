@@ -18,9 +18,9 @@ import pytest
 import torch
 from absl import app
 from flax import traverse_util
+from torch_vgg import constant_vgg16_state_dict
 
 from ais_jax import weights
-from torch_vgg import constant_vgg16_state_dict
 from weights_convert import __main__ as cli
 from weights_convert.checkpoint import (
     CheckpointError,

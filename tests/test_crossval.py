@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from ais_jax import crossval
+from ais_jax.engine import crossval
 
 
 @pytest.mark.parametrize("seed", crossval.LEGACY_SEEDS)
@@ -16,7 +16,7 @@ def test_legacy_folds_match_the_released_recipe(seed):
     expected = idx.reshape(5, -1)
     folds = crossval.legacy_folds(120, seed)
     assert len(folds) == 5
-    for got, want in zip(folds, expected):
+    for got, want in zip(folds, expected, strict=True):
         np.testing.assert_array_equal(got, want)
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import PIL.Image
 import pytest
 import scipy.io
+from make_images import real_looking
 
 from ais_jax.data import datasets
-from make_images import real_looking
 
 # Written in this (unsorted) order; note the mixed-case extension.
 _NAMES = ["im_03.png", "im_01.JPG", "im_10.jpeg", "im_02.bmp"]

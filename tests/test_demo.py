@@ -10,10 +10,11 @@ import numpy as np
 import PIL.Image
 import pytest
 import scipy.stats
-
 from aim1_fixtures import SMALL_DEMO, small_demo_run
-from ais_jax import demo, storage
+
+from ais_jax import storage
 from ais_jax.models.vgg16 import BLOCK, EMBED_DIM, NUM_MAPS
+from ais_jax.study import aim1_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def test_small_demo_outputs_say_synthetic_and_are_readable(tmp_path_factory):
 def test_recovery_is_mann_whitney_auc_and_top_overlap():
     ais = np.arange(512, dtype=np.float64)[::-1].copy()  # map 0 ranks first
     planted = np.array([0, 1, 2, 88])  # 3 at the top, one lower down
-    rec = demo.recovery(ais, planted)
+    rec = aim1_demo.recovery(ais, planted)
     assert rec["overlap"] == pytest.approx(3 / 4)
     others = np.setdiff1d(np.arange(512), planted)
     wins = np.mean([[a > b for b in ais[others]] for a in ais[planted]])
@@ -67,7 +68,7 @@ def test_recovery_is_mann_whitney_auc_and_top_overlap():
 def test_separable_head_gives_each_map_its_own_units():
     rng = np.random.default_rng(0)
     blocks = rng.uniform(0, 2, (6, NUM_MAPS, BLOCK)).astype(np.float32)
-    head = demo.separable_head(blocks, np.random.default_rng(1))
+    head = aim1_demo.separable_head(blocks, np.random.default_rng(1))
     w6 = head["fc6"]["kernel"].reshape(NUM_MAPS, BLOCK, NUM_MAPS, EMBED_DIM // NUM_MAPS)
     off = w6.copy()
     off[np.arange(NUM_MAPS), :, np.arange(NUM_MAPS), :] = 0

@@ -3,7 +3,6 @@
 import json
 
 import cv2
-import jax
 import numpy as np
 import pytest
 

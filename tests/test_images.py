@@ -6,9 +6,9 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from make_images import CASES, real_looking, write_case, write_png16
 
 from ais_jax.data import images
-from make_images import CASES, real_looking, write_case, write_png16
 
 # torchvision ToTensor + Normalize, written out with torch ops (torchvision is not installed).
 _MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float32)[:, None, None]
@@ -190,7 +190,7 @@ def test_load_batch(tmp_path):
     paths.append(write_png16(tmp_path / "img3.png", rng.integers(0, 65536, (90, 90))))
     batch = images.load_batch([str(p) for p in paths])
     assert batch.shape == (4, 224, 224, 3) and batch.dtype == np.float32
-    for x, p in zip(batch, paths):
+    for x, p in zip(batch, paths, strict=True):
         one = images.preprocess(images.resize_shorter(images.open_rgb(p)))
         np.testing.assert_array_equal(x, one)
 
@@ -198,7 +198,7 @@ def test_load_batch(tmp_path):
 def test_load_batch_rejects_mixed_aspect_ratios(tmp_path):
     rng = np.random.default_rng(9)
     names = ["a.png", "b.png", "c.png"]
-    for name, (h, w) in zip(names, [(50, 50), (60, 60), (50, 80)]):
+    for name, (h, w) in zip(names, [(50, 50), (60, 60), (50, 80)], strict=True):
         PIL.Image.fromarray(real_looking(rng, h, w)).save(tmp_path / name)
     assert images.load_batch([tmp_path / n for n in names[:2]], size=16).shape == (2, 16, 16, 3)
     with pytest.raises(ValueError, match=r"c\.png: resized to 16x25 .*a\.png.*aspect ratio"):

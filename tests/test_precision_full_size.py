@@ -6,12 +6,12 @@ the long float32 sums are as stressed as in real use or more. Tolerance: 1e-6 ab
 (SPEC §2); AIS values here have medians of 3e-4 (global) and 9e-4 (per image).
 """
 
+import full_size_problem as fsp
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import full_size_problem as fsp
-from ais_jax import ablation, ais, selection, similarity
+from ais_jax.engine import ablation, ais, selection, similarity
 
 ATOL = 1e-6
 

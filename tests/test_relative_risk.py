@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from ais_jax import paper
-from ais_jax.explain import compare, tables
+from ais_jax.explain import compare
 from ais_jax.explain.compare import relative_risk, top_region
+from ais_jax.report import aim3_tables, paper
 
 
 def _ramp() -> np.ndarray:
@@ -127,7 +127,7 @@ def test_table1_rows_counts_cases_and_pools():
         ("ecoset", "fruits"): result([6.0, np.nan, 8.0],
                                      ["finite", "nan_empty_heatmap", "finite"]),
     }
-    rows = tables.table1_rows(results, percents=(5,))
+    rows = aim3_tables.table1_rows(results, percents=(5,))
     by = {r["dataset"]: r for r in rows}
     assert [r["dataset"] for r in rows] == ["animals", "fruits", "all"]
     assert by["animals"]["mean"] == 3.0 and by["animals"]["n_inf"] == 1
@@ -140,9 +140,9 @@ def test_table1_rows_counts_cases_and_pools():
     assert by["all"]["paper_mean"] is None  # two of the paper's six datasets: not its "All"
     six = {("ecoset", d): result([1.0], ["finite"]) for d in paper.TABLE1_RR["ecoset"]
            if d != "all"}
-    pooled = tables.table1_rows(six, percents=(5,))[-1]
+    pooled = aim3_tables.table1_rows(six, percents=(5,))[-1]
     assert (pooled["dataset"], pooled["paper_mean"], pooled["paper_sd"]) == ("all", 13.1, 22.0)
-    text = tables.table1_markdown(rows, {"animals": "Animals"})
+    text = aim3_tables.table1_markdown(rows, {"animals": "Animals"})
     assert "| Animals | 3.0 ± 1.4 | 4.0 | 31.9 ± 34.5 | 3 | 1 / 0 |" in text
     assert "| All |" in text
 

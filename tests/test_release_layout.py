@@ -6,9 +6,9 @@ import numpy as np
 import PIL.Image
 import pytest
 import scipy.io
+from make_images import real_looking
 
 from ais_jax.data import datasets, release
-from make_images import real_looking
 
 N = 5
 

@@ -18,8 +18,9 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from ais_jax import activations, storage, weights
-from ais_jax.data import datasets
+from ais_jax import storage, weights
+from ais_jax.data import datasets, files
+from ais_jax.engine import activations
 from weights_convert import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +171,7 @@ def test_damaged_cache_entry_is_a_miss_and_is_replaced(tmp_path, cache, fake_tru
     else:
         data = bytearray()
     first.path.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="ais_jax.activations"):
+    with caplog.at_level(logging.WARNING, logger="ais_jax.engine.activations"):
         second = activations.cached_activations({"w": np.float32(3)}, "d", images, image_size=32)
     assert not second.hit and fake_trunk == [3, 3]
     assert str(first.path) in caplog.text and "computing it again" in caplog.text
@@ -333,13 +334,13 @@ def test_skipped_entries_are_listed_and_warned_about(tmp_path, caplog):
     (folder / "raw.heic").write_bytes(b"\0")
     (folder / "sub").mkdir()
     (folder / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
-    paths, skipped = datasets.scan_images(folder)
+    paths, skipped = files.scan_images(folder)
     assert [p.name for p in paths] == ["im0.png", "im1.png", "im2.png"]
     assert skipped == (".DS_Store (hidden)", "gone.jpg (broken link)",
                        "notes.txt (not an image extension)", "raw.heic (not an image extension)",
                        "sub/ (folder)")
     with caplog.at_level(logging.WARNING, logger="ais_jax.data.datasets"):
-        assert datasets.list_images(folder) == paths
+        assert files.list_images(folder) == paths
     assert "5 entries skipped as not images" in caplog.text
     assert "gone.jpg (broken link)" in caplog.text
     np.save(tmp_path / "h.npy", np.arange(16.0).reshape(4, 4) + np.arange(16.0).reshape(4, 4).T)

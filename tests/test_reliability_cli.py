@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from absl import flags
 
-from ais_jax import demo, storage
-from experiments import _flags
+from ais_jax import storage
+from ais_jax.study import aim1_demo
 from experiments import aim1 as aim1_cli
 from experiments import aim2 as aim2_cli
+from experiments import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 def plain(tmp_path, monkeypatch):
     monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "empty_cache"))
     images = tmp_path / "images"
-    demo.write_images(images, 10, 32, np.random.default_rng(0))
+    aim1_demo.write_images(images, 10, 32, np.random.default_rng(0))
     np.save(tmp_path / "sim.npy", np.corrcoef(np.random.default_rng(1).standard_normal((10, 20))))
     return images, tmp_path / "sim.npy"
 
@@ -129,7 +130,7 @@ def test_write_failures_are_one_line_through_the_shared_flags(capsys):
     def fails():
         raise storage.WriteError("/r/run.json", "No space left on device")
 
-    assert _flags.report_errors(fails) == 1
+    assert cli.report_errors(fails) == 1
     assert capsys.readouterr().err == "error: /r/run.json: cannot write: No space left on device\n"
 
 

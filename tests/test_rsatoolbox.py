@@ -6,17 +6,17 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import PIL.Image
 import pytest
 import rsatoolbox.rdm
 import scipy.stats
+from make_images import real_looking
 
-import numpy_reference as ref
-from ais_jax import ablation, ais, similarity
 from ais_jax.data import datasets
+from ais_jax.engine import ablation, ais, similarity
 from ais_jax.interop import rsatoolbox as rsa
 from ais_jax.models.vgg16 import pool_blocks
-from make_images import real_looking
 
 N = 16
 IDS = [f"img_{i:02d}.png" for i in range(N)]
@@ -256,6 +256,7 @@ def test_bad_rdm_files(tmp_path):
 
 def test_runner_exports_checked_rdms_and_ids(tmp_path_factory, tmp_path, monkeypatch):
     from aim1_fixtures import SMALL_DEMO, small_demo_run
+
     from ais_jax import storage
     from ais_jax.study.config import StudyConfig
     from ais_jax.study.runner import Aim, prepare_study, run_study

@@ -14,11 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import PIL.Image
 import pytest
-
-from ais_jax import saliency
-from ais_jax.data import datasets
-from ais_jax.data.resize import resize_bilinear
 import torch_transalnet_reference as ref
+
+from ais_jax.data import datasets, files
+from ais_jax.data.resize import resize_bilinear
+from ais_jax.explain import saliency
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,12 +74,14 @@ def test_resize_against_opencv_bounds_its_rounding():
         assert np.abs(ours - theirs).max() <= 1
     # The release's whole pre- and post-processing, run with OpenCV, agrees to one grey level.
     img = rng.integers(0, 256, (333, 250, 3), dtype=np.uint8)
-    cv_u8 = lambda a, hw: cv2.resize(a, hw[::-1], interpolation=cv2.INTER_LINEAR)
+    def cv_u8(a, hw):
+        return cv2.resize(a, hw[::-1], interpolation=cv2.INTER_LINEAR)
     letterboxed = ref.release_letterbox(img[..., ::-1], cv_u8).astype(np.float32) / 255
     assert np.abs(saliency.preprocess(img) - letterboxed).max() <= 1 / 255 + 1e-7
     pred = rng.random((288, 384)).astype(np.float32)
-    cv_post = lambda a, hw: cv2.resize(a.astype(np.uint8), hw[::-1],
-                                       interpolation=cv2.INTER_LINEAR).astype(np.float64)
+    def cv_post(a, hw):
+        return cv2.resize(a.astype(np.uint8), hw[::-1],
+                                           interpolation=cv2.INTER_LINEAR).astype(np.float64)
     pred_u8 = np.floor(pred * 255)  # ToPILImage's truncation; OpenCV then resizes 8-bit data
     want = ref.release_postprocess(pred_u8, (333, 250), cv_post, quantize=False) / 255
     assert np.abs(saliency.postprocess(pred, (333, 250)) - want).max() <= 1 / 255 + 1e-7
@@ -317,9 +319,9 @@ def test_images_are_listed_as_for_the_datasets(tmp_path):
     _write_images(tmp_path, {"b.png": (4, 4), "a.JPG": (4, 4), "c.gif": (4, 4)})
     (tmp_path / "._a.jpg").write_bytes(b"macOS metadata")
     (tmp_path / "notes.txt").write_text("x")
-    assert saliency.image_paths(tmp_path) == list(datasets.list_images(tmp_path))
+    assert saliency.image_paths(tmp_path) == list(files.list_images(tmp_path))
     assert [p.name for p in saliency.image_paths(tmp_path)] == ["a.JPG", "b.png"]
-    assert saliency.IMAGE_SUFFIXES is datasets.IMAGE_SUFFIXES
+    assert saliency.IMAGE_SUFFIXES is files.IMAGE_SUFFIXES
 
 
 def test_load_saliency_maps_by_dataset_file_names_or_stems(tmp_path):
@@ -335,7 +337,7 @@ def test_load_saliency_maps_by_dataset_file_names_or_stems(tmp_path):
     shapes = [(6, 5), (4, 3)]
     by_name = saliency.load_saliency_maps(maps, ds.image_ids, shapes)
     by_stem = saliency.load_saliency_maps(maps, ds.image_stems, shapes)
-    for a, b, value in zip(by_name, by_stem, (0.25, 0.5)):
+    for a, b, value in zip(by_name, by_stem, (0.25, 0.5), strict=True):
         np.testing.assert_array_equal(a, b)
         assert a.shape == b.shape and a.flat[0] == value
     # Any known image suffix is removed, whatever the image's own: still y.v2.npy.

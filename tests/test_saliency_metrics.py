@@ -29,12 +29,13 @@ def _ref_sim(p, q, min_max=True):
         p = (p - p.min()) / (p.max() - p.min())
         q = (q - q.min()) / (q.max() - q.min())
     p, q = p / p.sum(), q / q.sum()
-    return float(sum(min(a, b) for a, b in zip(p.ravel(), q.ravel())))
+    return float(sum(min(a, b) for a, b in zip(p.ravel(), q.ravel(), strict=True)))
 
 
 def _ref_kld(p, q):
     p, q = p / p.sum(), q / q.sum()
-    return float(sum(b * math.log(EPS + b / (a + EPS)) for a, b in zip(p.ravel(), q.ravel())))
+    return float(sum(b * math.log(EPS + b / (a + EPS))
+                     for a, b in zip(p.ravel(), q.ravel(), strict=True)))
 
 
 def _ref_auc(p, pos):

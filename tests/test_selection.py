@@ -2,12 +2,12 @@
 
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
 
-import numpy_reference as ref
-from ais_jax import ablation, ais, selection
+from ais_jax.engine import ablation, ais, selection
+from ais_jax.engine.similarity import alignment
 from ais_jax.models.vgg16 import pool_blocks
-from ais_jax.similarity import alignment
 
 N = 24
 TEST = np.array([2, 5, 7, 10, 13, 14, 19, 22])
@@ -85,7 +85,8 @@ def test_greedy_input_errors(problem):
     with pytest.raises(ValueError, match="permutation of the 32 maps"):
         selection.greedy_curves(params, blocks, order[:-1], human, train=TRAIN, test=TEST)
     with pytest.raises(ValueError, match=r"test indices must lie in \[0, 24\)"):
-        selection.greedy_curves(params, blocks, order, human, train=TRAIN, test=np.array([1, 2, 30]))
+        selection.greedy_curves(params, blocks, order, human, train=TRAIN,
+                                test=np.array([1, 2, 30]))
     with pytest.raises(ValueError, match=r"human matrix must be \[24, 24\]"):
         selection.greedy_curves(params, blocks, order, human[:3], train=TRAIN, test=TEST)
     with pytest.raises(ValueError, match="method"):

@@ -9,9 +9,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import numpy_reference as ref
-from ais_jax import ablation, ais, selection, sharding
+
+from ais_jax.engine import ablation, ais, selection, sharding
 from ais_jax.models.vgg16 import pool_blocks
 
 TESTS = Path(__file__).resolve().parent
@@ -57,7 +57,8 @@ def test_four_devices_equal_one(tmp_path):
         os.environ,
         XLA_FLAGS="--xla_force_host_platform_device_count=4",
         JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
+        PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent),
+                                    os.environ.get("PYTHONPATH", "")]),
     )
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(out)], env=env, capture_output=True, text=True

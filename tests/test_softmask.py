@@ -3,9 +3,9 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
 
-import numpy_reference as ref
 from ais_jax.fitting import inner, softmask
 from ais_jax.models.vgg16 import VGG16Head, pool_blocks
 

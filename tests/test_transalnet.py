@@ -17,13 +17,14 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+import torch_transalnet as tt
+import torch_transalnet_reference as ref
 from flax import traverse_util
 from torch.nn import functional as F
 
-from ais_jax import saliency, weights
+from ais_jax import weights
+from ais_jax.explain import saliency
 from ais_jax.models import transalnet
-import torch_transalnet as tt
-import torch_transalnet_reference as ref
 from weights_convert import checkpoint
 from weights_convert.keymap import ConversionError
 from weights_convert.transalnet import convert_state_dict
@@ -85,7 +86,7 @@ def torch_outputs(torch_model, model_inputs):
     with torch.no_grad():
         feats = torch_model.encoder(torch.from_numpy(model_inputs).permute(0, 3, 1, 2))
         sal = torch_model.decoder(feats)
-    blocks = dict(zip(BLOCKS[:3], feats)) | torch_model.decoder.outputs
+    blocks = dict(zip(BLOCKS[:3], feats, strict=True)) | torch_model.decoder.outputs
     blocks = {k: v.permute(0, 2, 3, 1).numpy() for k, v in blocks.items()}  # NHWC
     return blocks, sal[:, 0].numpy()
 
@@ -121,9 +122,12 @@ def test_transformer_layer_matches_torch_with_erf_gelu(monkeypatch):
             is_norm = "norm" in name
             p.copy_(torch.randn(p.shape, generator=generator) * (0.3 if is_norm else 0.5)
                     + (1.0 if is_norm and name.endswith("weight") else 0.0))
-    numpy = lambda t: t.detach().numpy()
-    linear = lambda m: {"kernel": numpy(m.weight).T, "bias": numpy(m.bias)}
-    norm = lambda m: {"scale": numpy(m.weight), "bias": numpy(m.bias)}
+    def numpy(t):
+        return t.detach().numpy()
+    def linear(m):
+        return {"kernel": numpy(m.weight).T, "bias": numpy(m.bias)}
+    def norm(m):
+        return {"scale": numpy(m.weight), "bias": numpy(m.bias)}
     params = {"attention_norm": norm(block.attention_norm), "ffn_norm": norm(block.ffn_norm),
               "attn": {k: linear(getattr(block.attn, k)) for k in ("query", "key", "value", "out")},
               "fc1": linear(block.ffn.fc1), "fc2": linear(block.ffn.fc2)}

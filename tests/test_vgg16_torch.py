@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 from flax import traverse_util
+from torch_vgg import random_vgg16
 
 from ais_jax.models.vgg16 import VGG16
 from ais_jax.weights import load_vgg16
-from torch_vgg import random_vgg16
 from weights_convert.checkpoint import convert_checkpoint
 from weights_convert.vgg16 import CLASSIFIER_INDEX, FEATURE_INDEX
 

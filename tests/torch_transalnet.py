@@ -92,7 +92,8 @@ class Attention(nn.Module):
 
     def forward(self, x):
         n, t, c = x.shape
-        split = lambda y: y.view(n, t, self.heads, c // self.heads).permute(0, 2, 1, 3)
+        def split(y):
+            return y.view(n, t, self.heads, c // self.heads).permute(0, 2, 1, 3)
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
         probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // self.heads), dim=-1)
         return self.out((probs @ v).permute(0, 2, 1, 3).reshape(n, t, c))
@@ -161,8 +162,10 @@ class Decoder(nn.Module):
 
     def forward(self, feats):
         x3, x4, x5 = feats
-        up = lambda x: F.interpolate(x, scale_factor=2, mode="nearest")
-        cbr = lambda i, x: F.relu(getattr(self, f"batchnorm{i}")(getattr(self, f"conv{i}")(x)))
+        def up(x):
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        def cbr(i, x):
+            return F.relu(getattr(self, f"batchnorm{i}")(getattr(self, f"conv{i}")(x)))
         t1, t2, t3 = self.TransEncoder1(x5), self.TransEncoder2(x4), self.TransEncoder3(x3)
         self.outputs = {"trans_encoder1": t1, "trans_encoder2": t2, "trans_encoder3": t3}
         x = up(cbr(1, t1))
@@ -190,8 +193,10 @@ def randomize_(model: nn.Module, seed: int) -> nn.Module:
     Also sets every ``num_batches_tracked`` to a nonzero count, as in a trained checkpoint.
     """
     g = torch.Generator().manual_seed(seed)
-    rand = lambda shape: torch.rand(shape, generator=g)
-    randn = lambda shape: torch.randn(shape, generator=g)
+    def rand(shape):
+        return torch.rand(shape, generator=g)
+    def randn(shape):
+        return torch.randn(shape, generator=g)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):

@@ -1,18 +1,24 @@
-"""Stage 1 of the pipeline: image files -> normalised inputs, and datasets with human matrices."""
+"""Stage 1, images: image files -> normalised inputs, and datasets with their human matrices.
+
+Folders of images (`files`), the Peterson et al. (2018) layouts (`datasets`, `release`),
+plain datasets with a matrix file, rsatoolbox RDM files read as human matrices (`rdm_files`),
+preprocessing (`images`) and resizing (`resize`).
+
+May import: `ais_jax.storage` only (and the standard scientific stack). Nothing in the
+pipeline below it.
+"""
 
 from ais_jax.data.datasets import (
-    IMAGE_SUFFIXES,
     KINDS,
     PETERSON_CATEGORIES,
     PETERSON_DISPLAY_NAMES,
     Dataset,
-    list_images,
     load_peterson,
     load_plain,
     read_matrix,
-    scan_images,
     validate_matrix,
 )
+from ais_jax.data.files import IMAGE_IDS_FILE, IMAGE_SUFFIXES, list_images, scan_images
 from ais_jax.data.images import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -26,6 +32,7 @@ from ais_jax.data.images import (
 )
 
 __all__ = [
+    "IMAGE_IDS_FILE",
     "IMAGE_SUFFIXES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import scipy.io
 
-from ais_jax import storage
+from ais_jax.data import rdm_files, release
+from ais_jax.data.files import list_images, loadmat, scan_images
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MATRIX_SUFFIXES = (".npy", ".csv", ".mat", ".hdf5", ".h5")  # .hdf5/.h5: rsatoolbox RDMs
 KINDS = ("similarity", "dissimilarity")
 
@@ -43,9 +42,6 @@ PETERSON_CATEGORIES = ("animals", "automobiles", "fruits", "furniture", "various
 PETERSON_DISPLAY_NAMES = {c: c.capitalize() for c in PETERSON_CATEGORIES} | {
     "automobiles": "Transportation"  # as the paper calls it
 }
-# Beside every per-image output: its image ids, one per line, in row order.
-IMAGE_IDS_FILE = "image_ids.txt"
-
 _PETERSON_IMAGES = "images"
 log = logging.getLogger(__name__)
 _PETERSON_MATRICES = "sim_judgements"
@@ -147,93 +143,6 @@ class Dataset:
         }
 
 
-def scan_images(image_dir: str | os.PathLike) -> tuple[tuple[Path, ...], tuple[str, ...]]:
-    """The image files of a folder, sorted by file name, and what was left out, with why.
-
-    Files with an ``IMAGE_SUFFIXES`` extension (any case) are images. Everything else in the
-    folder is skipped and reported: hidden files (``.name``, such as macOS ``._x.jpg``
-    metadata), other extensions, sub-folders, and links that lead nowhere.
-
-    Returns:
-      ``(images, skipped)``: image paths sorted by name, and one ``'name (reason)'`` per
-      skipped entry, sorted by name.
-
-    Raises:
-      FileNotFoundError: the folder does not exist.
-    """
-    image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir}: image folder not found")
-    images, skipped = [], []
-    for p in sorted(image_dir.iterdir(), key=lambda p: p.name):
-        if p.name.startswith("."):
-            skipped.append(f"{p.name} (hidden)")
-        elif p.is_symlink() and not p.exists():
-            skipped.append(f"{p.name} (broken link)")
-        elif p.is_dir():
-            skipped.append(f"{p.name}/ (folder)")
-        elif not p.is_file():
-            skipped.append(f"{p.name} (not a regular file)")
-        elif p.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append(f"{p.name} (not an image extension)")
-        else:
-            images.append(p)
-    return tuple(images), tuple(skipped)
-
-
-def list_images(image_dir: str | os.PathLike) -> tuple[Path, ...]:
-    """The image files of a folder, sorted by file name (see `scan_images`).
-
-    What was skipped is logged as one warning naming every skipped entry, so that a file that
-    was meant to be an image is noticed.
-
-    Raises:
-      FileNotFoundError: the folder does not exist.
-      ValueError: it holds no image files.
-    """
-    paths, skipped = scan_images(image_dir)
-    if skipped:
-        log.warning("%s: %d entr%s skipped as not images: %s", image_dir, len(skipped),
-                    "y" if len(skipped) == 1 else "ies", ", ".join(skipped))
-    if not paths:
-        found = f" (found only: {', '.join(skipped)})" if skipped else ""
-        raise ValueError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)}){found}")
-    return paths
-
-
-def write_image_ids(folder: str | os.PathLike, image_ids: Iterable[str]) -> Path:
-    """Writes ``<folder>/image_ids.txt``: one image id per line, in row order (atomically).
-
-    Every array a run writes per image goes in a folder with this file, so that row i of any
-    of them can be told to be image i.
-    """
-    path = Path(folder) / IMAGE_IDS_FILE
-    storage.write_text(path, "".join(f"{i}\n" for i in image_ids))
-    return path
-
-
-def _loadmat(path: Path) -> dict[str, np.ndarray]:
-    """The 2-D real numeric variables of a MATLAB file."""
-    try:
-        contents = scipy.io.loadmat(path)
-    except NotImplementedError as e:  # scipy's answer to v7.3 (HDF5) files
-        raise ValueError(
-            f"{path}: MATLAB v7.3 (HDF5) files are not supported; re-save it in MATLAB with"
-            " save(file, 'variable', '-v7'), or load it with h5py and write it with"
-            " scipy.io.savemat or numpy.save"
-        ) from e
-    except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as e:  # short files
-        raise ValueError(f"{path}: cannot read MATLAB file ({e})") from e
-    return {
-        k: v
-        for k, v in contents.items()
-        if not k.startswith("__")
-        and isinstance(v, np.ndarray)
-        and v.ndim == 2
-        and v.dtype.kind in "biuf"
-    }
-
-
 def _describe(variables: dict[str, np.ndarray]) -> str:
     return ", ".join(f"{k} {v.shape}" for k, v in variables.items()) or "none"
 
@@ -248,10 +157,8 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
     Returns:
       The matrix as float64 (shape unchecked).
     """
-    from ais_jax.interop import rsatoolbox as rsa  # noqa: PLC0415 (rsatoolbox is optional)
-
-    if rsa.is_rdm_file(path):
-        return rsa.read_rdm(path).matrix
+    if rdm_files.is_rdm_file(path):
+        return rdm_files.read_rdm(path).matrix
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: matrix file not found")
@@ -269,7 +176,7 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
                 f"{path}: cannot read as comma-separated numbers (a header row or labels?): {e}"
             ) from e
     elif suffix == ".mat":
-        variables = _loadmat(path)
+        variables = loadmat(path)
         if len(variables) != 1:
             raise ValueError(
                 f"{path}: expected exactly one 2-D numeric variable, found:"
@@ -404,16 +311,15 @@ def load_plain(
     Returns:
       The validated `Dataset`.
     """
-    from ais_jax.interop import rsatoolbox as rsa  # noqa: PLC0415 (rsatoolbox is optional)
-
-    if rsa.is_rdm_file(matrix_path):
+    if rdm_files.is_rdm_file(matrix_path):
         if kind not in (None, "dissimilarity"):
             raise ValueError(
                 f"{matrix_path}: an rsatoolbox RDMs file holds dissimilarities; kind={kind!r}"
                 " contradicts it (leave kind unset)"
             )
         image_dir = Path(image_dir)
-        imported = rsa.read_rdm(matrix_path, image_ids=[p.name for p in list_images(image_dir)])
+        image_ids = [p.name for p in list_images(image_dir)]
+        imported = rdm_files.read_rdm(matrix_path, image_ids=image_ids)
         return _dataset(name or image_dir.name, image_dir, imported.matrix, imported.path,
                         kind="dissimilarity", symmetrize=symmetrize, origin=imported.origin())
     image_dir, matrix_path = Path(image_dir), Path(matrix_path)
@@ -449,7 +355,7 @@ def _peterson_matrix(directory: Path) -> tuple[np.ndarray, Path, str]:
     candidates = []  # (file, variable, matrix)
     everything = []
     for path in mats:
-        variables = _loadmat(path)
+        variables = loadmat(path)
         everything.append(f"{path.name}: {_describe(variables)}")
         candidates += [(path, k, v) for k, v in variables.items() if "sim" in k.lower()]
     if len(candidates) > 1:  # public Peterson loaders look for a file named "*sim*"
@@ -491,8 +397,6 @@ def load_peterson(
     Returns:
       category folder name -> `Dataset` (named by `PETERSON_DISPLAY_NAMES`), in the order asked.
     """
-    from ais_jax.data import release  # noqa: PLC0415 (release.py imports this module)
-
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: Peterson data folder not found")
@@ -509,7 +413,7 @@ def load_peterson(
         else:
             found = release.find_category(folder, n_images=n_images)
             image_dir, matrix_path, variable = found.image_dir, found.matrix_path, found.variable
-            matrix, layout = _loadmat(matrix_path)[variable], "peterson-release"
+            matrix, layout = loadmat(matrix_path)[variable], "peterson-release"
         log.info("%s: images from %s, matrix %s variable %r (%s layout)", category, image_dir,
                  matrix_path, variable, layout)
         datasets[category] = _dataset(

@@ -5,8 +5,8 @@ The release as its authors distribute it is not laid out as ``<category>/images`
 the MATLAB file and the variable inside it are named differently per category. Nothing here
 hard-codes those names. Within a category's folder tree,
 
-* an *image folder* is a folder with image files directly inside (`datasets.IMAGE_SUFFIXES`,
-  hidden files skipped, as `datasets.list_images`);
+* an *image folder* is a folder with image files directly inside (`files.IMAGE_SUFFIXES`,
+  hidden files skipped, as `files.list_images`);
 * a *matrix* is a 2-D square real variable of a ``.mat`` file;
 
 and the category is the one image folder and the one matrix whose sizes agree (n images, n x n;
@@ -21,7 +21,7 @@ import logging
 import os
 from pathlib import Path
 
-from ais_jax.data import datasets as ds_lib
+from ais_jax.data.files import IMAGE_SUFFIXES, loadmat
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _walk(folder: Path):
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in ds_lib.IMAGE_SUFFIXES and path.is_file()
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 def find_category_folder(root: str | os.PathLike, category: str) -> Path:
@@ -117,7 +117,7 @@ def find_category(folder: str | os.PathLike, *, n_images: int | None = None) -> 
         exactly one image folder and one matrix agree.
 
     Returns:
-      The `ReleaseCategory`; the matrix itself is read by the caller (`datasets._loadmat`).
+      The `ReleaseCategory`; the matrix itself is read by the caller (`files.loadmat`).
 
     Raises:
       FileNotFoundError: ``folder`` missing.
@@ -138,7 +138,7 @@ def find_category(folder: str | os.PathLike, *, n_images: int | None = None) -> 
             if path.suffix.lower() != ".mat" or not path.is_file():
                 continue
             try:
-                variables = ds_lib._loadmat(path)
+                variables = loadmat(path)
             except ValueError as e:  # v7.3 or damaged: cannot be searched, say so
                 skipped.append(str(e))
                 continue

@@ -322,7 +322,7 @@ def compare_maps(
         raise ValueError(f"{len(heatmaps)} heatmaps but {len(saliency)} saliency maps")
     n = len(heatmaps)
     shapes = []
-    for i, (h, s) in enumerate(zip(heatmaps, saliency)):
+    for i, (h, s) in enumerate(zip(heatmaps, saliency, strict=True)):
         h_shape, s_shape = np.shape(h), np.shape(s)
         if len(h_shape) != 2 or h_shape != s_shape:
             raise ValueError(f"image {i}: heatmap {h_shape} and saliency map {s_shape} must be "
@@ -351,7 +351,7 @@ def compare_maps(
             heat, sal)
         sal_regions = np.stack([top_region(sal, p) for p in percents])  # [k, m, H, W]
         aucs = auc(heat, sal_regions)  # [k, m]: the heatmaps are ranked once
-        for p, sal_region, auc_p in zip(percents, sal_regions, aucs):
+        for p, sal_region, auc_p in zip(percents, sal_regions, aucs, strict=True):
             tag = f"{p:g}"
             rr = relative_risk_from_regions(sal_region, top_region(heat, p))
             out[f"rr_{tag}"][idx] = rr.rr

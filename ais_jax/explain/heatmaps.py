@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ais_jax.ais import per_image_ais
 from ais_jax.data.images import open_rgb
 from ais_jax.data.resize import resize_bilinear
+from ais_jax.engine.ais import per_image_ais
 
 GRID_FILE = "heatmaps_grid.npy"
 AIS_FILE = "per_image_ais.npy"
@@ -108,7 +108,7 @@ def upsample_each(grid: np.ndarray, sizes: Sequence[tuple[int, int]], *,
     for size, idx in by_size.items():
         for start in range(0, len(idx), chunk):
             part = idx[start:start + chunk]
-            for i, up in zip(part, upsample(grid[part], size)):
+            for i, up in zip(part, upsample(grid[part], size), strict=True):
                 out[i] = up
     return out  # type: ignore[return-value]
 
@@ -161,7 +161,7 @@ class Heatmaps:
     @property
     def undefined_ids(self) -> list[str]:
         """Ids of the images whose heatmap is undefined (no positive AIS)."""
-        return [i for i, ok in zip(self.image_ids, self.defined) if not ok]
+        return [i for i, ok in zip(self.image_ids, self.defined, strict=True) if not ok]
 
     def original(self, index: int) -> np.ndarray:
         """Heatmap ``index`` upsampled to its image's ``(H, W)`` (float32)."""

@@ -1,7 +1,7 @@
 """Saliency maps for the AIS heatmaps of a dataset, matched by image id and checked up front.
 
 The maps are those `experiments.saliency` writes (TranSalNet-Dense) or the user's own, read by
-`ais_jax.saliency.load_saliency_maps` (``<folder>/<image stem>.npy`` or greyscale ``.png``,
+`ais_jax.explain.saliency.load_saliency_maps` (``<folder>/<image stem>.npy`` or greyscale ``.png``,
 shaped like the image). `match_saliency` checks every image before returning, so a run stops
 before writing anything, with one error that lists every missing or mis-sized map and gives the
 command that makes them.
@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ais_jax.saliency import load_saliency_maps
+from ais_jax.explain.saliency import load_saliency_maps
 
 _SHOWN = 10
 
@@ -43,7 +43,7 @@ def match_saliency(
     Args:
       folder: the saliency-map folder.
       image_ids: the heatmaps' image ids (file stems or file names, as
-        `ais_jax.saliency.load_saliency_maps` takes them).
+        `ais_jax.explain.saliency.load_saliency_maps` takes them).
       shapes: each image's ``(H, W)``.
       data_dir: the image folder, only to print the command that makes the maps.
 
@@ -68,7 +68,7 @@ def match_saliency(
     except (FileNotFoundError, ValueError) as first:
         # Check image by image, so that one error names every bad map, not just the first.
         missing, bad = [], []
-        for image_id, shape in zip(image_ids, shapes):
+        for image_id, shape in zip(image_ids, shapes, strict=True):
             try:
                 load_saliency_maps(folder, [image_id], [shape])
             except FileNotFoundError:

@@ -1,6 +1,6 @@
 """Greedy selection, soft masks and reweighting on the same folds: per-fold runs and table rows.
 
-Aim 1 computes the greedy fold record (`ais_jax.aim1.run_fold`); `add_methods` adds, under the
+Aim 1 computes the greedy fold record (`ais_jax.study.aim1.run_fold`); `add_methods` adds, under the
 method's name, each other method's numbers on the same fold's train/test images, and
 `method_rows` turns the records of one (model, dataset) into one results row per method and
 condition, with paired statistics against Full and against greedy Retained (the same folds
@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ais_jax import crossval
+from ais_jax.engine import crossval
 from ais_jax.fitting import inner, reweight, softmask
 
 METHODS = ("greedy", "softmask", "reweight")
@@ -49,7 +49,7 @@ def add_methods(record: dict, *, head_params: Any, blocks: np.ndarray, emb: np.n
     """Adds the non-greedy ``methods`` missing from a greedy fold record, in place.
 
     Args:
-      record: `ais_jax.aim1.run_fold`'s dict (its ``train``, ``test``, ``order`` and
+      record: `ais_jax.study.aim1.run_fold`'s dict (its ``train``, ``test``, ``order`` and
         ``set_size`` give the split and S*).
       head_params: the head parameters.
       blocks: ``[n, 512, 49]`` fc6 input blocks of all images.
@@ -90,7 +90,7 @@ def method_rows(records: Sequence[dict], methods: Sequence[str]) -> list[dict]:
       methods: checked methods.
 
     Returns:
-      Rows with `ais_jax.crossval.paired_stats` of the condition against Full (``mean_full``,
+      Rows with `ais_jax.engine.crossval.paired_stats` of the condition against Full (``mean_full``,
       ``mean_retained`` = the condition's mean test score, ``se_paired``, ``t``, ``p``, ...) and
       against greedy Retained (the ``*_vs_greedy`` columns of `EXTRA_COLUMNS`), plus mean set
       size (soft mask: the hard set), overlap with S* and seconds per fold.

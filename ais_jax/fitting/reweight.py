@@ -44,8 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ais_jax.engine.similarity import alignment, check_score
 from ais_jax.fitting import inner
-from ais_jax.similarity import _check_score, alignment
 
 DEFAULT_RELATIVE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 DEFAULT_INNER_FOLDS = 5
@@ -193,7 +193,7 @@ def fit_reweight(
       inner held-out rho per penalty, the intercept and weight summary, the inner folds'
       images and the hyper-parameters.
     """
-    _check_score(score)
+    check_score(score)
     emb = np.asarray(emb, np.float64)
     human = np.asarray(human, np.float64)
     if emb.ndim != 2:

@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ais_jax.ablation import dense, full_embeddings, head_dims
+from ais_jax.engine.ablation import dense, full_embeddings, head_dims
+from ais_jax.engine.similarity import alignment, check_score, corr_matrix
 from ais_jax.fitting import inner
 from ais_jax.models.vgg16 import PRECISION
-from ais_jax.similarity import _check_score, alignment, corr_matrix
 
 # The penalty grid: the gradient of lam * mean(m) is lam / M per map, so lam = 0.05 balances a
 # map whose removal changes the score by ~1e-4 (the size of AIS values on real data, SPEC §7).
@@ -232,7 +232,7 @@ def fit_softmask(
       with ``greedy_set``), train and test scores of both, the chosen penalty, the path's
       held-out scores and steps, the inner split's images and every hyper-parameter.
     """
-    _check_score(score)
+    check_score(score)
     head_params = jax.device_put(head_params)  # once, not at every jitted call
     blocks = np.asarray(blocks, np.float32)
     dims = head_dims(head_params, blocks)
@@ -242,7 +242,8 @@ def fit_softmask(
     train, test = inner.check_split(train, test, dims.n)
     lams = np.asarray(lambdas, np.float64)
     if lams.ndim != 1 or lams.size == 0 or np.any(lams < 0) or np.any(np.diff(lams) < 0):
-        raise ValueError(f"lambdas must be a non-empty ascending list of values >= 0, got {lambdas}")
+        raise ValueError(
+            f"lambdas must be a non-empty ascending list of values >= 0, got {lambdas}")
     for name, v in (("path_steps", path_steps), ("final_steps", final_steps),
                     ("patience", patience)):
         if int(v) < 1:

@@ -16,7 +16,7 @@ nothing here is trained), named after the PyTorch modules:
   ``[1, h*w, hidden]``, ``layer{0,1}/{attention_norm, attn/{query,key,value,out}, ffn_norm,
   fc1, fc2}`` (Dense kernels ``[in, out]``), ``encoder_norm``.
 
-The model never loads weights: see `ais_jax.saliency.load_transalnet`.
+The model never loads weights: see `ais_jax.explain.saliency.load_transalnet`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class EvalBatchNorm(nn.Module):
         mean = self.param("mean", nn.initializers.zeros, (c,))
         var = self.param("var", nn.initializers.ones, (c,))
         alpha = scale * jax.lax.rsqrt(var + self.eps)  # [c]
-        per_channel = lambda v: v.reshape((1,) * (x.ndim - 1) + (c,))
+        def per_channel(v):
+            return v.reshape((1,) * (x.ndim - 1) + (c,))
         return x * per_channel(alpha) + per_channel(bias - mean * alpha)
 
 
@@ -139,8 +140,10 @@ class Attention(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """Args: x ``[n, tokens, hidden]``. Returns ``[n, tokens, hidden]``."""
         head_dim = self.hidden // self.heads
-        split = lambda t: t.reshape(*t.shape[:-1], self.heads, head_dim)  # [n, t, heads, d]
-        dense = lambda name: nn.Dense(self.hidden, precision=PRECISION, name=name)
+        def split(t):
+            return t.reshape(*t.shape[:-1], self.heads, head_dim)  # [n, t, heads, d]
+        def dense(name):
+            return nn.Dense(self.hidden, precision=PRECISION, name=name)
         q, k, v = (split(dense(name)(x)) for name in ("query", "key", "value"))
         scores = jnp.einsum("nqhd,nkhd->nhqk", q, k, precision=PRECISION) / math.sqrt(head_dim)
         probs = jax.nn.softmax(scores, axis=-1)
@@ -156,7 +159,8 @@ class TransformerLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        layer_norm = lambda name: nn.LayerNorm(LN_EPS, use_fast_variance=False, name=name)
+        def layer_norm(name):
+            return nn.LayerNorm(LN_EPS, use_fast_variance=False, name=name)
         x = x + Attention(self.hidden, self.heads, name="attn")(layer_norm("attention_norm")(x))
         h = layer_norm("ffn_norm")(x)
         h = nn.Dense(4 * self.hidden, precision=PRECISION, name="fc1")(h)
@@ -198,7 +202,8 @@ class Decoder(nn.Module):
               for i, (hid, heads) in enumerate(TRANSFORMERS, start=1)]
         conv = [_conv(c, 3, f"conv{i}") for i, c in enumerate(DECODER_CHANNELS, start=1)]
         bn = [EvalBatchNorm(name=f"batchnorm{i}") for i in range(1, len(DECODER_CHANNELS))]
-        conv_bn_relu = lambda i, x: nn.relu(bn[i](conv[i](x)))
+        def conv_bn_relu(i, x):
+            return nn.relu(bn[i](conv[i](x)))
 
         t1, t2, t3 = te[0](x5), te[1](x4), te[2](x3)
         x = upsample2(conv_bn_relu(0, t1))  # stride 16
@@ -220,7 +225,7 @@ class TranSalNet(nn.Module):
 
         Args:
           images: ``[n, 288, 384, 3]`` float, **BGR**, scaled to [0, 1], not normalised
-            (`ais_jax.saliency.preprocess`).
+            (`ais_jax.explain.saliency.preprocess`).
 
         Returns:
           (saliency ``[n, 288, 384]`` in (0, 1), intermediates) where intermediates holds the

@@ -139,7 +139,7 @@ def random_params(key: jax.Array, num_classes: int = 1000) -> dict:
     shapes = jax.tree_util.tree_flatten_with_path(param_shapes(num_classes))[0]
     keys = jax.random.split(key, len(shapes))
     leaves = []
-    for (path, shape), k in zip(shapes, keys):
+    for (path, shape), k in zip(shapes, keys, strict=True):
         if path[-1].key == "kernel":
             fan_in = int(np.prod(shape.shape[:-1]))
             leaves.append(jax.random.normal(k, shape.shape) * np.sqrt(2.0 / fan_in))

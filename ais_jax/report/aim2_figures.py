@@ -9,11 +9,11 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from ais_jax import figures
 from ais_jax.explain.overlay import overlay
+from ais_jax.report import figures
 from ais_jax.stats.heatmap_stats import log10_positive
 
-plt = figures.plt  # Agg is selected in ais_jax.figures
+plt = figures.plt  # Agg is selected in ais_jax.report.figures
 
 
 def _colour(model: str, i: int) -> str:
@@ -77,7 +77,7 @@ def figure3(panels: Sequence[dict]) -> Figure:
       The Figure (one row per dataset, three columns).
     """
     fig, axes = plt.subplots(len(panels), 3, figsize=(12, 2.9 * len(panels)), squeeze=False)
-    for row, p in zip(axes, panels):
+    for row, p in zip(axes, panels, strict=True):
         for i, (model, means) in enumerate(p["map_means"].items()):
             logs = log10_positive(means)
             row[0].hist(logs, bins=30, alpha=0.5, color=_colour(model, i),
@@ -109,5 +109,5 @@ def figure3(panels: Sequence[dict]) -> Figure:
 
 
 def save(fig: Figure, path: str | os.PathLike) -> None:
-    """Saves ``fig`` as PNG atomically and closes it (`ais_jax.figures.save_figure`)."""
+    """Saves ``fig`` as PNG atomically and closes it (`ais_jax.report.figures.save_figure`)."""
     figures.save_figure(fig, path)

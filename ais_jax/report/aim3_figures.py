@@ -66,7 +66,7 @@ def draw_contours(ax: Axes, image: np.ndarray, saliency: np.ndarray, heatmap: np
     if len(percents) > len(LINESTYLES):
         raise ValueError(f"at most {len(LINESTYLES)} percentages, got {len(percents)}")
     ax.imshow(image, interpolation="nearest")
-    for p, style in zip(percents, LINESTYLES):
+    for p, style in zip(percents, LINESTYLES, strict=False):
         for region_of, colour in ((saliency, SALIENCY_COLOUR), (heatmap, AIS_COLOUR)):
             region = top_region(region_of, p)[0].astype(np.float64)
             if region.any():  # an empty region (constant map) has no contour
@@ -86,7 +86,7 @@ def _legend(fig: Figure, percents: Sequence[float]) -> None:
     handles = [Line2D([], [], color=SALIENCY_COLOUR, label="saliency"),
                Line2D([], [], color=AIS_COLOUR, label="AIS heatmap")]
     handles += [Line2D([], [], color="black", linestyle=s, label=f"top {p:g}%")
-                for p, s in zip(percents, LINESTYLES)]
+                for p, s in zip(percents, LINESTYLES, strict=False)]
     ncol = len(handles) if fig.get_figwidth() >= 6 else 3  # narrow single panels: two rows
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False,
                fontsize=8)

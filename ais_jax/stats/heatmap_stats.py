@@ -65,7 +65,7 @@ def match_scores(maps_a: Sequence[np.ndarray], maps_b: Sequence[np.ndarray]) -> 
     """
     if len(maps_a) != len(maps_b):
         raise ValueError(f"match_scores: {len(maps_a)} vs {len(maps_b)} heatmaps")
-    return np.array([pearson_maps(a, b) for a, b in zip(maps_a, maps_b)], np.float64)
+    return np.array([pearson_maps(a, b) for a, b in zip(maps_a, maps_b, strict=True)], np.float64)
 
 
 def softmax_entropy(logits: np.ndarray) -> np.ndarray:

@@ -34,16 +34,16 @@ import matplotlib
 import numpy as np
 from tqdm.auto import tqdm
 
-from ais_jax import activations, paper, storage
-from ais_jax.aim1 import ais_correlations
-from ais_jax.ais import global_ais
+from ais_jax import resume, storage
 from ais_jax.data.images import open_rgb
+from ais_jax.engine import activations
+from ais_jax.engine.ais import global_ais
 from ais_jax.explain import heatmaps as hm
 from ais_jax.explain.overlay import overlay, write_png
-from ais_jax.report import aim2_figures
+from ais_jax.report import aim2_figures, paper
 from ais_jax.report.tables import csv_text, json_float
 from ais_jax.stats import heatmap_stats as st
-from ais_jax.study import resume
+from ais_jax.study.aim1 import ais_correlations
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.item import StudyItem
 from ais_jax.study.runner import Aim, Study, rows_by_dataset, run_study
@@ -203,7 +203,7 @@ def _write_item(item: StudyItem, maps: hm.Heatmaps, entropy: np.ndarray,
     rows = [{"image_id": i, "height": s[0], "width": s[1], "defined": bool(d),
              "n_positive_ais": int((a > 0).sum()), "mad": float(m), "entropy": float(e)}
             for i, s, d, a, m, e in zip(maps.image_ids, maps.sizes, maps.defined, maps.ais,
-                                        mad, entropy)]
+                                        mad, entropy, strict=True)]
     storage.write_text(out / "per_image.csv", csv_text(rows, list(rows[0])))
     means = st.map_mean_ais(maps.ais)
     storage.write_text(out / "per_map.csv", csv_text(
@@ -303,7 +303,8 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
             table = [{"image_id": i, "match": json_float(m),
                       **{f"entropy_{r['model']}": float(r["entropy"][j]) for r in ds_rows},
                       "max_entropy": float(e)}
-                     for j, (i, m, e) in enumerate(zip(ids, cross["match"], cross["max_entropy"]))]
+                     for j, (i, m, e) in enumerate(zip(ids, cross["match"], cross["max_entropy"],
+                                                       strict=True))]
             storage.write_text(out / f"match_{key}.csv", csv_text(table, list(table[0])))
         idx, how = choose_examples(cross["match"] if cross else None, ds_rows[0]["n_images"],
                                    cfg.examples)

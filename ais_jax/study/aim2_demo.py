@@ -7,7 +7,7 @@ Nothing is downloaded. `run_demo`:
    holding an oriented grating whose orientation, period, phase and colours vary by image;
    the rectangle's mask is saved as a PNG beside the images (``demo_data/masks/<id>.png``);
 2. builds two synthetic networks with VGG-16's shapes from two seeds, exactly as the Aim 1
-   demo does (`ais_jax.demo.demo_network`: random He-scaled trunk, map-separable head
+   demo does (`ais_jax.study.aim1_demo.demo_network`: random He-scaled trunk, map-separable head
    calibrated on these images), standing in for the two checkpoints;
 3. plants the "human" similarity so that it depends on the region only: for each network, the
    correlation matrix of the embeddings computed from the conv5_3 activations with every grid
@@ -31,13 +31,15 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 
-from ais_jax import activations, demo, storage
-from ais_jax.ablation import full_embeddings
-from ais_jax.data.datasets import write_image_ids
+from ais_jax import storage
+from ais_jax.data.files import write_image_ids
+from ais_jax.engine import activations
+from ais_jax.engine.ablation import full_embeddings
+from ais_jax.engine.similarity import corr_matrix
 from ais_jax.explain import heatmaps as hm
 from ais_jax.models.vgg16 import pool_blocks
-from ais_jax.similarity import corr_matrix
 from ais_jax.stats.spatial import mass_share, relative_risk
+from ais_jax.study import aim1_demo
 from ais_jax.study.aim2 import Aim2Config, run_aim2
 
 THRESHOLDS = (5, 10, 15)
@@ -165,7 +167,7 @@ def _describe(cfg: DemoConfig) -> str:
         "phase and colours vary from image to image. Masks: demo_data/masks/<id>.png.",
         f"* Two networks (seeds {cfg.network_seeds[0]} and {cfg.network_seeds[1]}) stand in for "
         "the two checkpoints: VGG-16 shapes, seeded random He-scaled trunk, a map-separable "
-        "head calibrated on these images (as the Aim 1 demo, `ais_jax.demo`).",
+        "head calibrated on these images (as the Aim 1 demo, `ais_jax.study.aim1_demo`).",
         "* \"Human\" similarity = the average over the two networks of the correlation of "
         "embeddings computed from the conv5_3 activations inside the region only (each grid "
         "cell weighted by its share of region pixels), plus symmetric Gaussian noise with "
@@ -176,13 +178,13 @@ def _describe(cfg: DemoConfig) -> str:
 
 def spatial_recovery(heat: list[np.ndarray], masks: np.ndarray) -> dict:
     """Mean over images of mass share and RR at each threshold, with counts of inf/NaN."""
-    share = np.array([mass_share(h, m) for h, m in zip(heat, masks)])
+    share = np.array([mass_share(h, m) for h, m in zip(heat, masks, strict=True)])
     out = {"mass_in_region": float(np.nanmean(share)),
            "chance": float(masks.mean(axis=(1, 2)).mean()),
            "images_above_chance": int((share > masks.mean(axis=(1, 2))).sum()),
            "n_images": len(heat)}
     for p in THRESHOLDS:
-        rr = np.array([relative_risk(h, m, p) for h, m in zip(heat, masks)])
+        rr = np.array([relative_risk(h, m, p) for h, m in zip(heat, masks, strict=True)])
         fin = np.isfinite(rr)
         out[f"rr{p}_mean"] = float(rr[fin].mean()) if fin.any() else float("nan")
         out[f"rr{p}_sd"] = float(rr[fin].std(ddof=1)) if fin.sum() > 1 else float("nan")
@@ -223,11 +225,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     cells = grid_masks(masks)  # [n, h, w]
     labels = [f"synthetic_{s}" for s in cfg.network_seeds]
     ckpts, clean, trunk_acts = [], [], {}
-    for label, seed in zip(labels, cfg.network_seeds):
-        net_cfg = demo.DemoConfig(out=str(out), image_size=cfg.height, seed=seed,
+    for label, seed in zip(labels, cfg.network_seeds, strict=True):
+        net_cfg = aim1_demo.DemoConfig(out=str(out), image_size=cfg.height, seed=seed,
                                   batch_size=cfg.batch_size)
         ckpt = storage.cache_dir() / "demo" / f"aim2_synthetic_seed{seed}.safetensors"
-        params, meta = demo.demo_network(ckpt, net_cfg, paths)
+        params, meta = aim1_demo.demo_network(ckpt, net_cfg, paths)
         acts = activations.cached_activations(params["trunk"], meta["tensors_sha256"], paths,
                                               image_size=cfg.height, batch_size=cfg.batch_size,
                                               desc=f"demo trunk {seed}")
@@ -247,7 +249,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     preamble = _describe(cfg)
     result = run_aim2(Aim2Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
-        kind="similarity", name="synthetic", models=tuple(zip(labels, map(str, ckpts))),
+        kind="similarity", name="synthetic",
+        models=tuple(zip(labels, map(str, ckpts), strict=True)),
         image_size=cfg.height, batch_size=cfg.batch_size, preamble=preamble))
     recovery = {}
     for row in result["rows"]:

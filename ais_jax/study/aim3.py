@@ -3,12 +3,13 @@
 `run_aim3` is the one library call behind ``python -m experiments.aim3``. Before anything is
 written it loads and checks the datasets, matches a saliency map to every image of every dataset
 (`ais_jax.explain.saliency_inputs`; before the weights are read, so that a missing map fails
-fast) and loads the models. Then, for each (model, dataset), it gets the AIS heatmaps — read from an Aim 2 output folder when one is
-given and holds them, otherwise computed through the shared pipeline (cached activations and
-ablation similarities, `ais_jax.explain.heatmaps.heatmaps_for_item`) — upsamples them to each
-image's (H, W) and compares them with the saliency maps: relative risk at p = 5/10/15 %, CC,
-SIM, KLD and AUC, for the AIS heatmap and for two null baselines in its place (a centre-bias
-Gaussian; the heatmap against another image's saliency map). Output layout (under
+fast) and loads the models. Then, for each (model, dataset), it gets the AIS heatmaps — read
+from an Aim 2 output folder when one is given and holds them, otherwise computed through the
+shared pipeline (cached activations and ablation similarities,
+`ais_jax.explain.heatmaps.heatmaps_for_item`) — upsamples them to each image's (H, W) and
+compares them with the saliency maps: relative risk at p = 5/10/15 %, CC, SIM, KLD and AUC, for
+the AIS heatmap and for two null baselines in its place (a centre-bias Gaussian; the heatmap
+against another image's saliency map). Output layout (under
 ``config.out``)::
 
     run.json                          config, checkpoints, datasets, versions
@@ -36,17 +37,17 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ais_jax import figures, storage
+from ais_jax import resume, storage
 from ais_jax.data.images import open_rgb
-from ais_jax.explain import baselines, compare, heatmaps as heatmaps_lib, tables
+from ais_jax.explain import baselines, compare
+from ais_jax.explain import heatmaps as heatmaps_lib
+from ais_jax.explain.saliency import MANIFEST as SALIENCY_MANIFEST
 from ais_jax.explain.saliency_inputs import match_saliency, saliency_command
-from ais_jax.report import aim3_figures
+from ais_jax.report import aim3_figures, aim3_tables, figures
 from ais_jax.report.tables import csv_text, json_float
-from ais_jax.saliency import MANIFEST as SALIENCY_MANIFEST
-from ais_jax.study import resume
 from ais_jax.study.config import StudyConfig
-from ais_jax.study.item import StudyItem
 from ais_jax.study.inputs import load_datasets, load_models
+from ais_jax.study.item import StudyItem
 from ais_jax.study.runner import Aim, Study, run_study
 
 # Bump when a record's meaning changes; records with another version are recomputed.
@@ -126,7 +127,7 @@ def _check_manifest(folder: Path, ds) -> None:
     path = folder / SALIENCY_MANIFEST
     if not path.is_file():
         return  # the user's own maps
-    from ais_jax.saliency import file_sha256  # noqa: PLC0415  (the hash write_saliency_maps used)
+    from ais_jax.explain.saliency import file_sha256  # noqa: PLC0415  (the hash write_saliency_maps used)
 
     recorded = json.loads(path.read_text()).get("image_sha256", {})
     stale = [p.name for p in ds.image_paths
@@ -247,7 +248,7 @@ def compare_sources(heat: Sequence[np.ndarray], sal: Sequence[np.ndarray], *,
 
 
 def _value_keys(percents: Sequence[float]) -> list[str]:
-    return tables.metric_keys(percents)
+    return aim3_tables.metric_keys(percents)
 
 
 def _encode(result: Mapping[str, np.ndarray], percents: Sequence[float]) -> dict:
@@ -414,7 +415,7 @@ def summary_markdown(config: Aim3Config, rows: Sequence[dict], table1: Sequence[
               "region (fp = 0); NaN = an empty region (a constant map, or an undefined "
               "heatmap). Regions: pixels > numpy.percentile(map, 100 − p) (linear), ties "
               "excluded, at the original image size.", "",
-              tables.table1_markdown(table1, names), "",
+              aim3_tables.table1_markdown(table1, names), "",
               "## Against null baselines", "",
               "Map sources: " + "; ".join(f"`{s}` = {SOURCE_HELP[s]}" for s in SOURCES)
               + f". Centre bias: isotropic Gaussian, SD = {config.centre_sd:g} × the shorter "
@@ -424,12 +425,12 @@ def summary_markdown(config: Aim3Config, rows: Sequence[dict], table1: Sequence[
               f"for the top-p% saliency region. Tests: {tests[0]['test'] if tests else '–'}; "
               "'AIS better' counts images where AIS agrees more with saliency than the "
               "baseline does (higher, or lower KLD), over images without NaN.", ""]
-    lines.append(tables.baselines_markdown(metric, tests, names))
+    lines.append(aim3_tables.baselines_markdown(metric, tests, names))
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     if len(datasets) > 1:
         lines += ["### Per dataset", ""]
         for d in datasets:
-            lines.append(tables.baselines_markdown(metric, tests, names, dataset=d))
+            lines.append(aim3_tables.baselines_markdown(metric, tests, names, dataset=d))
     lines += ["Figure 4 analogue: `figure4_<model>.png` (contours of the top "
               + "/".join(f"{p:g}" for p in percents)
               + "% regions; saliency orange, AIS blue; RR above each image)."]
@@ -442,9 +443,9 @@ def write_tables(study: Study, rows: list[dict]) -> dict:
     percents, out = tuple(config.percents), study.out
     ais = {(r["model"], r["dataset"]): r["results"]["ais"] for r in rows}
     per_source = {(r["model"], r["dataset"]): r["results"] for r in rows}
-    table1 = tables.table1_rows(ais, percents)
-    metric = tables.metric_rows(per_source, percents)
-    tests = tables.baseline_test_rows(per_source, percents)
+    table1 = aim3_tables.table1_rows(ais, percents)
+    metric = aim3_tables.metric_rows(per_source, percents)
+    tests = aim3_tables.baseline_test_rows(per_source, percents)
     for name, data, columns in (("table1", table1, TABLE1_COLUMNS),
                                 ("metrics", metric, METRIC_COLUMNS),
                                 ("baseline_tests", tests, TEST_COLUMNS)):

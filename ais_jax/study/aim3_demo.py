@@ -29,9 +29,9 @@ import numpy as np
 import PIL.Image
 
 from ais_jax import storage
-from ais_jax.explain import tables
 from ais_jax.explain.baselines import CENTRE_BIAS_SD, paired_test
 from ais_jax.explain.compare import PERCENTS
+from ais_jax.report import aim3_tables
 from ais_jax.study import aim2_demo
 from ais_jax.study.aim3 import SOURCES, Aim3Config, run_aim3
 
@@ -82,7 +82,7 @@ def synthetic_saliency(masks: np.ndarray, coincide: np.ndarray, rng: np.random.G
       ``n`` float32 maps ``[H, W]`` in [0, 1].
     """
     maps = []
-    for mask, same in zip(masks, coincide):
+    for mask, same in zip(masks, coincide, strict=True):
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
         if same:
@@ -107,23 +107,23 @@ def _masks(folder: Path, ids: list[str]) -> np.ndarray:
 def group_summary(results: dict, coincide: np.ndarray, percents) -> list[dict]:
     """RR and metrics summarised per group of images and map source."""
     rows = []
-    for group, sel in zip(GROUPS, (coincide, ~coincide)):
+    for group, sel in zip(GROUPS, (coincide, ~coincide), strict=True):
         for source in SOURCES:
-            for key in tables.metric_keys(percents):
+            for key in aim3_tables.metric_keys(percents):
                 rows.append({"group": group, "source": source, "metric": key,
-                             **tables.summarise(np.asarray(results[source][key])[sel])})
+                             **aim3_tables.summarise(np.asarray(results[source][key])[sel])})
     return rows
 
 
 def group_tests(results: dict, coincide: np.ndarray, percents) -> list[dict]:
     """Wilcoxon signed-rank of AIS vs each baseline within each group of images."""
     rows = []
-    for group, sel in zip(GROUPS, (coincide, ~coincide)):
+    for group, sel in zip(GROUPS, (coincide, ~coincide), strict=True):
         for baseline in SOURCES[1:]:
-            for key in tables.metric_keys(percents):
+            for key in aim3_tables.metric_keys(percents):
                 test = paired_test(np.asarray(results["ais"][key])[sel],
                                    np.asarray(results[baseline][key])[sel])
-                better = test["losses"] if key in tables.LOWER_IS_BETTER else test["wins"]
+                better = test["losses"] if key in aim3_tables.LOWER_IS_BETTER else test["wins"]
                 rows.append({"group": group, "baseline": baseline, "metric": key,
                              "ais_better": better, **test})
     return rows
@@ -182,11 +182,11 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
     coincide = np.zeros(len(ids), bool)
     coincide[rng.permutation(len(ids))[: len(ids) // 2]] = True
     sal_dir = out / "demo_data" / "saliency"
-    for image_id, sal in zip(ids, synthetic_saliency(masks, coincide, rng)):
+    for image_id, sal in zip(ids, synthetic_saliency(masks, coincide, rng), strict=True):
         storage.write_npy(sal_dir / f"{Path(image_id).stem}.npy", sal)
     storage.write_json(out / "demo_data" / "saliency_groups.json", {
-        "coinciding": [i for i, c in zip(ids, coincide) if c],
-        "distractor": [i for i, c in zip(ids, coincide) if not c], "seed": cfg.seed,
+        "coinciding": [i for i, c in zip(ids, coincide, strict=True) if c],
+        "distractor": [i for i, c in zip(ids, coincide, strict=True) if not c], "seed": cfg.seed,
         "how": "Gaussian blob (SD = half the planted rectangle's height and width) on the "
                "rectangle (coinciding) or at a uniformly random place (distractor), plus "
                f"{NOISE:g} x uniform noise"})
@@ -223,7 +223,7 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
         "groups": {m: tables_json(rows) for m, rows in groups.items()},
         "group_tests": {m: tables_json(rows) for m, rows in tests.items()}})
     return {"out": out, "groups": groups, "tests": tests, "aim3": result, "seconds": seconds,
-            "coinciding": [i for i, c in zip(ids, coincide) if c],
+            "coinciding": [i for i, c in zip(ids, coincide, strict=True) if c],
             "text": f"{preamble}\n\n{text}\n\n{result['text']}"}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from ais_jax.data.datasets import KINDS
-from ais_jax.interop.rsatoolbox import is_rdm_file
+from ais_jax.data.rdm_files import is_rdm_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +83,9 @@ class StudyConfig:
         if self.chunk_maps is not None and self.chunk_maps < 1:
             raise ValueError(f"--chunk_maps must be at least 1, got {self.chunk_maps}")
         if self.rsatoolbox:
-            from ais_jax.interop import rsatoolbox  # noqa: PLC0415 (optional extra)
+            from ais_jax.data import rdm_files  # noqa: PLC0415 (optional extra)
 
-            rsatoolbox.require()  # --rsatoolbox without the extra fails before any work
+            rdm_files.require()  # --rsatoolbox without the extra fails before any work
 
     def min_images(self) -> tuple[int, str]:
         """The fewest images a dataset may have, and why (for the error message)."""

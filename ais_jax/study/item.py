@@ -1,7 +1,7 @@
 """One (model, dataset) of a study and its cached inputs, computed on first use.
 
 The trunk activations and ablation similarities depend only on the weights, the images, the
-preprocessing and the input size (`ais_jax.activations`), so every aim reads the same cache
+preprocessing and the input size (`ais_jax.engine.activations`), so every aim reads the same cache
 entries: Aim 2 run after Aim 1 on the same data recomputes neither.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from ais_jax import activations
-from ais_jax.ablation import full_embeddings
 from ais_jax.data.datasets import Dataset
+from ais_jax.engine import activations
+from ais_jax.engine.ablation import full_embeddings
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.inputs import LoadedModel
 

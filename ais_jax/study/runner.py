@@ -13,7 +13,7 @@ results row, and an across-datasets step, called with the `Study` and all rows. 
    and, with ``config.rsatoolbox``, its rsatoolbox RDM files;
 4. calls the across-datasets step and returns what it returns.
 
-Resuming is the steps' business, with `ais_jax.study.resume` (one JSON record per finished
+Resuming is the steps' business, with `ais_jax.resume` (one JSON record per finished
 unit, keyed by a run key).
 """
 
@@ -31,7 +31,8 @@ import scipy
 
 import ais_jax
 from ais_jax import preflight, storage
-from ais_jax.data.datasets import Dataset, write_image_ids
+from ais_jax.data.datasets import Dataset
+from ais_jax.data.files import write_image_ids
 from ais_jax.data.images import PREPROCESS_VERSION
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.inputs import LoadedModel, load_datasets, load_models

@@ -80,7 +80,7 @@ def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$",
                    edgecolor="black", linewidth=0.6, label=f"{model} {cond}")
             top = max(top, float(np.nanmax(means + errs)))
             if cond == "Retained":
-                for xi, d, mean, err in zip(xs, present, means, errs):
+                for xi, d, mean, err in zip(xs, present, means, errs, strict=True):
                     ax.annotate(f"{by_key[(model, d)]['mean_set_size']:.0f}", (xi, mean + err),
                                 xytext=(0, 3), textcoords="offset points", ha="center",
                                 va="bottom", fontsize=8)

@@ -16,9 +16,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ais_jax import paper
 from ais_jax.explain.baselines import paired_test
 from ais_jax.explain.compare import PERCENTS
+from ais_jax.report import paper
 
 ALL = "all"
 # Higher is better (closer agreement) for all metrics but KLD.

@@ -4,7 +4,8 @@ Both depend only on the weights, the image files, the preprocessing and the inpu
 on the human matrix, so a cache entry is keyed by a hash of exactly those:
 
     cache_dir()/activations/<key>.npz     acts [n, h, w, 512]
-    cache_dir()/ablations/<key>.npz       full [n, n], global_delta [512, n, n], per_image_delta [n, 512, n]
+    cache_dir()/ablations/<key>.npz       full [n, n], global_delta [512, n, n],
+                                          per_image_delta [n, 512, n]
 
 The weights are named by the digest of the tensors actually used (``tensors_sha256`` in the
 metadata `ais_jax.weights.load_vgg16` returns, verified when the file was read), not by the
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import zipfile
 from pathlib import Path
@@ -33,8 +33,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ais_jax import storage
-from ais_jax.ablation import AblationSimilarities, ablation_similarities
 from ais_jax.data.images import PREPROCESS_VERSION, load_batch
+from ais_jax.engine.ablation import AblationSimilarities, ablation_similarities
 from ais_jax.models.vgg16 import VGG16Trunk, pool_blocks
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,6 @@ def images_digest(paths: Sequence[str | Path]) -> str:
     return h.hexdigest()
 
 
-def cache_key(**parts: Any) -> str:
-    """A short stable hash of JSON-serialisable key parts."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:32]
-
-
 def activation_key(weights_digest: str, image_paths: Sequence[str | Path],
                    image_size: int) -> str:
     """Cache key of a dataset's trunk activations (and, derived from it, its ablations).
@@ -94,7 +88,7 @@ def activation_key(weights_digest: str, image_paths: Sequence[str | Path],
     if not isinstance(weights_digest, str) or not weights_digest:
         raise ValueError(f"activation_key: weights_digest must be a non-empty string (the "
                          f"weights' metadata['tensors_sha256']), got {weights_digest!r}")
-    return cache_key(weights=weights_digest, images=images_digest(image_paths),
+    return storage.cache_key(weights=weights_digest, images=images_digest(image_paths),
                      preprocess=PREPROCESS_VERSION, size=int(image_size),
                      format=ACTIVATION_CACHE_VERSION)
 
@@ -237,12 +231,12 @@ def cached_similarities(head_params: dict, blocks: np.ndarray, activations_key: 
       chunk_maps: maps per ablation step (memory/speed trade-off; None = the default).
 
     Returns:
-      `Cached` with value `ais_jax.ablation.AblationSimilarities` (numpy arrays).
+      `Cached` with value `ais_jax.engine.ablation.AblationSimilarities` (numpy arrays).
 
     Raises:
       ais_jax.storage.WriteError: the cache cannot be written (named, with the OS reason).
     """
-    key = cache_key(activations=activations_key, version=ABLATION_CACHE_VERSION)
+    key = storage.cache_key(activations=activations_key, version=ABLATION_CACHE_VERSION)
     path = storage.cache_dir() / "ablations" / f"{key}.npz"
     fields = AblationSimilarities._fields
     entry = read_entry(path, fields)

@@ -264,7 +264,7 @@ def pearson_change(x: jax.Array, dx: jax.Array, y: jax.Array) -> jax.Array:
     return (da * norm - a * norm_change) / (norm * norm_new)
 
 
-def _check_score(score: str) -> None:
+def check_score(score: str) -> None:
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
 
@@ -288,7 +288,7 @@ def alignment(model_sim: jax.Array, human: jax.Array, score: str = "rho") -> jax
     Returns:
       ``[...]`` scores.
     """
-    _check_score(score)
+    check_score(score)
     _check_shapes(model_sim, human)
     hu = upper_triangle(human)
     zu = upper_triangle(model_sim)
@@ -310,7 +310,7 @@ def alignment_change(
     Returns:
       ``[...]`` score changes.
     """
-    _check_score(score)
+    check_score(score)
     _check_shapes(model_sim, human)
     _check_shapes(change, human)
     zu, hu = upper_triangle(model_sim), upper_triangle(human)

@@ -2,8 +2,8 @@
 
 The kernels take ``mesh=None`` (all local devices) or a `jax.sharding.Mesh` built here. They
 split one batch axis over the mesh axis `AXIS` with `jax.shard_map`: the maps for
-`ais_jax.ablation.ablation_similarities` (maps are independent) and the images for
-`ais_jax.selection.greedy_curves` (each image's prefix sums are independent; the per-chunk
+`ais_jax.engine.ablation.ablation_similarities` (maps are independent) and the images for
+`ais_jax.engine.selection.greedy_curves` (each image's prefix sums are independent; the per-chunk
 correlation rows are all-gathered). One device is the trivial case of the same code.
 
 Multi-host (a multi-GPU cluster or a TPU slice): call ``jax.distributed.initialize()`` at the

@@ -7,13 +7,13 @@ Generates, once, under ``--out``:
 * ``data/``: the Peterson layout `ais_jax.data.datasets.load_peterson` reads
   (``data/<category>/images/img_000.png ...`` and ``data/<category>/sim_judgements/
   similarity.mat``) for the six real category names, ``--n_images`` procedural images each
-  (`ais_jax.demo.draw_image`) and a seeded symmetric random "human" similarity matrix.
+  (`ais_jax.study.aim1_demo.draw_image`) and a seeded symmetric random "human" similarity matrix.
   **The matrices are random, so every score of the run is meaningless: only the times count.**
 * ``weights/random_{a,b}.safetensors``: two seeded random He-scaled VGG-16 networks of the full
   shapes (trunk + 25088 -> 4096 -> 4096 -> 1000 head; `ais_jax.models.vgg16.random_params`),
   saved with `ais_jax.weights.save_params`, their metadata saying SYNTHETIC.
 
-then runs `ais_jax.aim1` through `ais_jax.study.runner.run_study` with the `Aim1Config` that
+then runs `ais_jax.study.aim1` through `ais_jax.study.runner.run_study` with the `Aim1Config` that
 ``python -m experiments.aim1 --data_dir=<out>/data --out=<out>/aim1`` builds from its default
 flags (folds 5, the 8 legacy seeds, R^2, greedy selection, batch 8, automatic chunks), for
 both networks, with results in ``<out>/aim1``. Each (model, dataset) is timed by stage: trunk
@@ -37,7 +37,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -46,14 +45,15 @@ import jax
 import numpy as np
 import safetensors
 import scipy.io
-from absl import app, flags
 from tqdm.auto import tqdm
 
-from ais_jax import active_set, activations, aim1, crossval, preflight, storage
-from ais_jax.ablation import fc6_active_fraction, fc6_pre_activations
+from ais_jax import preflight, storage
 from ais_jax.data.datasets import PETERSON_CATEGORIES
-from ais_jax.demo import draw_image
+from ais_jax.engine import activations, active_set, crossval, throughput
+from ais_jax.engine.ablation import fc6_active_fraction, fc6_pre_activations
 from ais_jax.models.vgg16 import random_params
+from ais_jax.study import aim1
+from ais_jax.study.aim1_demo import draw_image
 from ais_jax.study.item import StudyItem
 from ais_jax.study.runner import Aim, Study, prepare_study, run_study
 from ais_jax.weights import save_params
@@ -103,7 +103,7 @@ def _check_data(root: Path, identity: dict) -> None:
     try:
         found = json.loads(manifest.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{manifest}: unreadable ({e}); delete {root} or use another --out")
+        raise ValueError(f"{manifest}: unreadable ({e}); delete {root} or use another --out") from e
     found = {k: found.get(k) for k in identity}
     if found != identity:
         diff = ", ".join(f"{k}={found[k]!r} (now {identity[k]!r})" for k in identity
@@ -195,7 +195,7 @@ def generate_weights(path: Path, seed: int, index: int, fc6_active: float | None
     metadata says SYNTHETIC. With ``fc6_active``, one constant is subtracted from every fc6
     bias so that that fraction of fc6 units is active (``fc6_pre > 0``) on the
     ``calibration`` images: a He-scaled head with zero biases has half of fc6 active, a
-    trained network far fewer, and the active-set fc7 (`ais_jax.active_set`) depends on it.
+    trained network far fewer, and the active-set fc7 (`ais_jax.engine.active_set`) depends on it.
     """
     identity = network_identity(seed, index, fc6_active)
     if _existing_identity(path) == identity:
@@ -243,22 +243,6 @@ def _cache_under(folder: Path) -> Iterator[str]:
             os.environ[storage.CACHE_ENV] = before
 
 
-def bench_matmul_rate() -> Callable[[int], float]:
-    """`experiments.bench.matmul_rate`, imported only now (importing bench defines its flags).
-
-    When the running command is ``python -m experiments.bench`` itself, its ``__main__``
-    module's function is used: importing ``experiments.bench`` a second time would define
-    its flags twice.
-    """
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name == "experiments.bench":
-        return main.matmul_rate
-    from experiments.bench import matmul_rate  # noqa: PLC0415
-
-    return matmul_rate
-
-
 def _probe(matmul_rate: Callable[[int], float], size: int) -> dict:
     start = time.perf_counter()
     rate = matmul_rate(size)
@@ -268,7 +252,7 @@ def _probe(matmul_rate: Callable[[int], float], size: int) -> dict:
 
 def timed_aim1(records: list[dict], *, on_fold: Callable[[dict], None] | None = None,
                bar: tqdm | None = None) -> Aim:
-    """`ais_jax.aim1.aim1` with each stage of each (model, dataset) timed into ``records``.
+    """`ais_jax.study.aim1.aim1` with each stage of each (model, dataset) timed into ``records``.
 
     The per-dataset step first touches ``item.activations`` (the trunk) and
     ``item.similarities`` (the 512 ablations), each timed with its cache state, then calls
@@ -393,13 +377,12 @@ def run_rehearsal(out: str | os.PathLike, *, n_images: int = 120,
       fc6_active: fraction of fc6 units the networks should have active (`generate_weights`;
         calibrated on the first dataset's first 16 images); None = zero biases (~50 %).
       progress: show the overall bar over the (model, dataset) items.
-      matmul_rate: ``size -> FLOP/s``; default `experiments.bench.matmul_rate`
-        (`bench_matmul_rate`).
+      matmul_rate: ``size -> FLOP/s``; default `ais_jax.engine.throughput.matmul_rate`.
       on_fold: passed to Aim 1 (called after each fold is written or read back).
 
     Returns:
       The report written to ``<out>/rehearsal.json``, plus ``text`` (the printed table) and
-      ``result`` (`ais_jax.aim1.run_aim1`'s return value).
+      ``result`` (`ais_jax.study.aim1.run_aim1`'s return value).
 
     Raises:
       ais_jax.preflight.UsageError, ValueError: a bad setting, or ``out`` holding inputs of
@@ -423,7 +406,7 @@ def run_rehearsal(out: str | os.PathLike, *, n_images: int = 120,
         raise preflight.UsageError(f"--fc6_active must be in (0, 1], got {fc6_active}")
     _check_weights(weight_paths, seed, fc6_active)
     if matmul_rate is None:
-        matmul_rate = bench_matmul_rate()
+        matmul_rate = throughput.matmul_rate
 
     with _cache_under(out / "cache") as cache:
         start = _probe(matmul_rate, matmul_size)
@@ -573,69 +556,3 @@ def cli_main(out: str | None, **kwargs: Any) -> int:
         print(f"wrote {Path(out) / REPORT} (Aim 1 results in {report['config']['out']}/)")
         return 0
     return preflight.run_cli(work)([])
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line. The flags live in their own FlagValues: experiments.bench (whose --out and
-# --seed would clash) imports this module, and this module imports experiments.bench.
-
-CLI_FLAGS = flags.FlagValues()
-flags.DEFINE_string("out", None, "Rehearsal folder (data/, weights/, cache/, aim1/, "
-                    "rehearsal.json); the same folder again resumes.", flag_values=CLI_FLAGS)
-flags.DEFINE_integer("n_images", 120, "Images per dataset.", flag_values=CLI_FLAGS)
-flags.DEFINE_list("datasets", list(PETERSON_CATEGORIES), "Peterson category names.",
-                  flag_values=CLI_FLAGS)
-flags.DEFINE_integer("folds", 5, "Test chunks per shuffle.", flag_values=CLI_FLAGS)
-flags.DEFINE_list("seeds", [str(s) for s in crossval.LEGACY_SEEDS], "Legacy shuffling seeds.",
-                  flag_values=CLI_FLAGS)
-flags.DEFINE_integer("image_size", 224, "Side of the generated images and network input.",
-                     flag_values=CLI_FLAGS)
-flags.DEFINE_integer("batch_size", 8, "Images per trunk call.", flag_values=CLI_FLAGS)
-flags.DEFINE_integer("models", 2, "Random networks (1 or 2).", flag_values=CLI_FLAGS)
-flags.DEFINE_integer("seed", 0, "Seed of the images, matrices and networks.",
-                     flag_values=CLI_FLAGS)
-flags.DEFINE_integer("matmul_size", 4096, "Side of the matmul timed at start and end.",
-                     flag_values=CLI_FLAGS)
-flags.DEFINE_bool("progress", True, "Overall progress bar.", flag_values=CLI_FLAGS)
-flags.DEFINE_float("fc6_active", None, "Fraction of fc6 units the random networks have active "
-                   "(a bias shift calibrated on 16 generated images); default: zero biases, "
-                   "about half active. A trained VGG-16's fc6 is sparser.",
-                   flag_values=CLI_FLAGS)
-
-_HELP = ("--help", "-h", "--helpshort", "--helpfull", "-?")
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl ``flags_parser``: this command's flags, then absl's own; bad ones -> ``error:``."""
-    if any(a in _HELP for a in argv[1:]):
-        print(__doc__ + "\nflags:\n" + CLI_FLAGS.get_help())
-        sys.exit(0)
-    try:
-        rest = CLI_FLAGS(argv, known_only=True)
-        return flags.FLAGS(rest)  # absl's own (--verbosity ...); refuses unknown --flags
-    except flags.Error as e:
-        print(f"error: {e} (all flags: --help)", file=sys.stderr)
-        sys.exit(preflight.EXIT_USAGE)
-
-
-def main(argv: list[str]) -> int:
-    f = CLI_FLAGS
-
-    def kwargs() -> dict:
-        preflight.refuse_leftovers(argv)
-        return dict(n_images=f.n_images, categories=tuple(f.datasets), folds=f.folds,
-                    seeds=preflight.int_list(f.seeds, "--seeds"), image_size=f.image_size,
-                    batch_size=f.batch_size, models=f.models, seed=f.seed,
-                    matmul_size=f.matmul_size, progress=f.progress,
-                    fc6_active=f.fc6_active)
-
-    try:
-        settings = kwargs()
-    except preflight.UsageError as e:
-        print(f"error: {preflight.error_message(e)}", file=sys.stderr)
-        return preflight.EXIT_USAGE
-    return cli_main(f.out, **settings)
-
-
-if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)

@@ -11,7 +11,8 @@ activations (no trunk is run), with two heads side by side:
 * ``trained-like``: the same head with one constant subtracted from every fc6 bias so that
   ``--fc6_active`` (default 25 %) of fc6 units are active on these activations. A trained
   VGG-16's fc6 is sparser than a random one's; how sparse on a given dataset decides what the
-  active-set fc7 (`ais_jax.active_set`) saves. The level is an assumption, stated in the output.
+  active-set fc7 (`ais_jax.engine.active_set`) saves. The level is an assumption, stated in the
+  output.
 
 For each head, in one run:
 
@@ -31,49 +32,35 @@ head, the naive reference timed on a subset of prefixes and extrapolated). The f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
 
-from ais_jax import ablation, preflight, selection, storage
+from ais_jax.engine import ablation, selection
+from ais_jax.engine.throughput import best_time, matmul_rate
 from ais_jax.models import vgg16
-from experiments import aim1_full
 
-_N = flags.DEFINE_integer("n", 120, "images in the synthetic dataset (>= 15: the greedy "
-                            "timing needs 3 test images)", lower_bound=15)
-_OUT = flags.DEFINE_string("out", "bench.json", "where to write the JSON results")
-_SEED = flags.DEFINE_integer("seed", 0, "seed of the random weights and activations")
-_REPEATS = flags.DEFINE_integer("repeats", 2, "timed runs after the warm-up (best is reported)",
-                                lower_bound=1)
-_TORCH_IMAGES = flags.DEFINE_integer("torch_images", 1, "images timed in the PyTorch loop",
-                                     lower_bound=1)
-_TORCH_MAPS = flags.DEFINE_integer("torch_maps", 64, "maps per image timed in the PyTorch loop",
-                                   lower_bound=1, upper_bound=512)
-_VMAP_IMAGES = flags.DEFINE_integer("vmap_images", 8, "images timed on the vmap path",
-                                    lower_bound=1)
-_NAIVE_PREFIXES = flags.DEFINE_integer("naive_prefixes", 8, "prefixes timed on naive greedy",
-                                       lower_bound=1, upper_bound=512)
-_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 4096, "size of the square matmul probe",
-                                    lower_bound=1)
-_SPARSITY = flags.DEFINE_float("sparsity", 0.8, "fraction of zero activations (conv5_3-like)",
-                               lower_bound=0.0, upper_bound=1.0)
-_DEAD_MAPS = flags.DEFINE_integer("dead_maps", 0, "maps set to zero in every image (skipped)",
-                                  lower_bound=0, upper_bound=511)
-_SKIP_TORCH = flags.DEFINE_bool("skip_torch", False, "skip the PyTorch loop baseline")
-_FC6_ACTIVE = flags.DEFINE_float("fc6_active", 0.25, "fraction of fc6 units active in the "
-                                 "trained-like head (an fc6 bias shift; an assumed level)",
-                                 lower_bound=0.001, upper_bound=1.0)
-_AIM1_FULL = flags.DEFINE_string("aim1_full", None, "instead of the benchmark, run the "
-                                 "full-scale Aim 1 rehearsal (experiments.aim1_full) in this "
-                                 "folder; the same folder again resumes")
-_AIM1_FULL_FC6 = flags.DEFINE_float("aim1_full_fc6_active", None, "with --aim1_full: the "
-                                    "fraction of fc6 units the rehearsal's random networks "
-                                    "have active (default: zero biases, about half)",
-                                    lower_bound=0.001, upper_bound=1.0)
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """What `run` measures (the ``python -m experiments.bench`` flags of the same names)."""
+
+    n: int = 120  # images in the synthetic dataset (>= 15: the greedy timing needs 3 test images)
+    seed: int = 0  # of the random weights and activations
+    repeats: int = 2  # timed runs after the warm-up (best is reported)
+    torch_images: int = 1  # images timed in the PyTorch loop
+    torch_maps: int = 64  # maps per image timed in the PyTorch loop
+    vmap_images: int = 8  # images timed on the vmap path
+    naive_prefixes: int = 8  # prefixes timed on naive greedy
+    matmul_size: int = 4096  # side of the square matmul probe
+    sparsity: float = 0.8  # fraction of zero activations (conv5_3-like)
+    dead_maps: int = 0  # maps set to zero in every image (skipped)
+    skip_torch: bool = False  # skip the PyTorch loop baseline
+    fc6_active: float = 0.25  # fc6 units active in the trained-like head (an assumed level)
 
 
 def synthetic_inputs(n: int, seed: int, sparsity: float, dead_maps: int = 0, hw: int = 14):
@@ -90,29 +77,6 @@ def synthetic_inputs(n: int, seed: int, sparsity: float, dead_maps: int = 0, hw:
     acts = acts.astype(np.float32)
     blocks = jax.block_until_ready(vgg16.pool_blocks(jnp.asarray(acts)))
     return params, blocks, acts
-
-
-def best_time(fn, repeats: int) -> tuple[float, float]:
-    """(first call incl. compile, best of ``repeats`` later calls), in seconds."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return first, min(times)
-
-
-def matmul_rate(size: int, repeats: int = 5) -> float:
-    """Measured float32 HIGHEST matmul rate in FLOP/s (best of ``repeats``)."""
-    keys = jax.random.split(jax.random.key(1))
-    a = jax.random.normal(keys[0], (size, size), jnp.float32)
-    b = jax.random.normal(keys[1], (size, size), jnp.float32)
-    mm = jax.jit(lambda x, y: jnp.dot(x, y, precision=vgg16.PRECISION))
-    _, best = best_time(lambda: mm(a, b), repeats)
-    return 2.0 * size**3 / best
 
 
 def fast_path_flops(n: int, maps: int, block: int, d6: int, d: int) -> float:
@@ -163,14 +127,14 @@ def trained_like(params: dict, blocks: jax.Array, fc6_active: float) -> dict:
 
 
 def head_rows(params: dict, blocks: jax.Array, acts: np.ndarray, n: int, *,
-              with_vmap: bool, flops: float) -> dict:
+              with_vmap: bool, flops: float, config: BenchConfig) -> dict:
     """The rows (a), (b), (c), (c*) of one head; ablations/s, seconds, GFLOP/s."""
     dims = ablation.head_dims(params, blocks)
     total = n * dims.maps
     rows = {}
-    if not _SKIP_TORCH.value:
+    if not config.skip_torch:
         try:
-            t = torch_loop(params, acts, _TORCH_IMAGES.value, _TORCH_MAPS.value)
+            t = torch_loop(params, acts, config.torch_images, config.torch_maps)
         except ImportError:
             rows["(a) torch loop"] = {"ablations_per_s": float("nan"), "seconds": float("nan"),
                                       "note": "torch not installed"}
@@ -181,7 +145,7 @@ def head_rows(params: dict, blocks: jax.Array, acts: np.ndarray, n: int, *,
                 "note": f"extrapolated from {t['ablations']} ablations, {t['threads']} threads",
             }  # fmt: skip
     if with_vmap:
-        k = min(_VMAP_IMAGES.value, n)
+        k = min(config.vmap_images, n)
         first, best = best_time(
             lambda: ablation.ablation_embeddings(params, blocks[:k], method="vmap"), 1)
         per_s = k * dims.maps / best
@@ -193,8 +157,8 @@ def head_rows(params: dict, blocks: jax.Array, acts: np.ndarray, n: int, *,
                               ("(c*) fast, active-set fc7", "active",
                                "fc7 over the active fc6 units only (exact)")):
         first, best = best_time(
-            lambda: ablation.ablation_similarities(params, blocks, fc7_path=path),
-            _REPEATS.value)
+            lambda path=path: ablation.ablation_similarities(params, blocks, fc7_path=path),
+            config.repeats)
         rows[label] = {
             "ablations_per_s": total / best, "seconds": best, "first_call_s": first,
             "gflops": flops / best / 1e9,
@@ -203,31 +167,33 @@ def head_rows(params: dict, blocks: jax.Array, acts: np.ndarray, n: int, *,
     return rows
 
 
-def run(n: int) -> dict:
-    """All measurements; returns the JSON-able results."""
-    params, blocks, acts = synthetic_inputs(n, _SEED.value, _SPARSITY.value, _DEAD_MAPS.value)
+def run(config: BenchConfig) -> dict:
+    """All measurements; returns the JSON-able results (`format_table` prints them)."""
+    n = config.n
+    params, blocks, acts = synthetic_inputs(n, config.seed, config.sparsity, config.dead_maps)
     dims = ablation.head_dims(params, blocks)
     res = {
         "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
         "devices": jax.device_count(), "n": n, "maps": dims.maps,
         "zero_pairs_fraction": float(np.mean(np.all(np.asarray(blocks) == 0, axis=-1))),
-        "dead_maps": _DEAD_MAPS.value,
+        "dead_maps": config.dead_maps,
         "load_average": list(os.getloadavg()),
     }  # fmt: skip
-    rate = matmul_rate(_MATMUL_SIZE.value)
+    rate = matmul_rate(config.matmul_size)
     flops = fast_path_flops(n, dims.maps, dims.block, dims.fc6, dims.embed)
     res["fast_flops"] = flops
-    heads = {"random": params, "trained-like": trained_like(params, blocks, _FC6_ACTIVE.value)}
+    heads = {"random": params, "trained-like": trained_like(params, blocks, config.fc6_active)}
     res["heads"] = {}
     for name, head in heads.items():
         res["heads"][name] = {
             "fc6_active_fraction": ablation.fc6_active_fraction(head, blocks),
-            "rows": head_rows(head, blocks, acts, n, with_vmap=name == "random", flops=flops),
-            "greedy": greedy_timings(head, blocks, n, naive=name == "random"),
+            "rows": head_rows(head, blocks, acts, n, with_vmap=name == "random", flops=flops,
+                              config=config),
+            "greedy": greedy_timings(head, blocks, n, naive=name == "random", config=config),
         }
-    res["heads"]["trained-like"]["fc6_active_requested"] = _FC6_ACTIVE.value
+    res["heads"]["trained-like"]["fc6_active_requested"] = config.fc6_active
     # The probe is repeated at the end: other jobs on the machine make any single probe low.
-    rate_end = matmul_rate(_MATMUL_SIZE.value)
+    rate_end = matmul_rate(config.matmul_size)
     res["matmul_gflops_start_end"] = [rate / 1e9, rate_end / 1e9]
     rate = max(rate, rate_end)
     res["matmul_gflops"] = rate / 1e9
@@ -241,9 +207,10 @@ def run(n: int) -> dict:
     return res
 
 
-def greedy_timings(params: dict, blocks: jax.Array, n: int, *, naive: bool) -> dict:
+def greedy_timings(params: dict, blocks: jax.Array, n: int, *, naive: bool,
+                   config: BenchConfig) -> dict:
     """One greedy curve (train 80% / test 20%): plain vs active-set fc7 (and naive)."""
-    rng = np.random.default_rng(_SEED.value)
+    rng = np.random.default_rng(config.seed)
     human = rng.normal(size=(n, n))
     human = human + human.T
     perm = rng.permutation(n)
@@ -251,12 +218,12 @@ def greedy_timings(params: dict, blocks: jax.Array, n: int, *, naive: bool) -> d
     order = rng.permutation(blocks.shape[1])
     out = {}
     for path in ("plain", "active"):
-        first, best = best_time(lambda: selection.greedy_curves(
+        first, best = best_time(lambda path=path: selection.greedy_curves(
             params, blocks, order, human, train=train, test=test, fc7_path=path)[0], 1)
         out[f"{path}_s"], out[f"{path}_first_call_s"] = best, first
     out["speedup_active"] = out["plain_s"] / out["active_s"]
     if naive:
-        p = _NAIVE_PREFIXES.value
+        p = config.naive_prefixes
         sizes = jnp.asarray(np.linspace(1, blocks.shape[1], p).round().astype(np.int32))
         h = jnp.asarray(human, jnp.float32)
         args = (params, blocks, jnp.asarray(order), sizes, jnp.asarray(train), jnp.asarray(test),
@@ -300,18 +267,3 @@ def format_table(res: dict) -> str:
             text += f", naive {g['naive_s']:.1f} s ({g['naive_note']})"
         lines.append(text)
     return "\n".join(lines)
-
-
-def main(argv):
-    preflight.refuse_leftovers(argv)
-    if _AIM1_FULL.value is not None:  # the rehearsal checks its own folder first
-        return aim1_full.cli_main(_AIM1_FULL.value, fc6_active=_AIM1_FULL_FC6.value)
-    preflight.check_out_file(_OUT.value)  # before the benchmark, not after it
-    res = run(_N.value)
-    print(format_table(res))
-    storage.write_json(_OUT.value, res)
-    print(f"wrote {_OUT.value}")
-
-
-if __name__ == "__main__":
-    app.run(preflight.run_cli(main))

@@ -93,7 +93,7 @@ def entry_point(fn: Callable[[], int | None]) -> Callable[[list[str]], int]:
     """The absl ``main(argv)`` of an experiments/ command whose work is ``fn()``.
 
     Refuses arguments absl did not parse (a stray word would otherwise run with defaults),
-    then runs ``fn`` under `report_errors`. Use: ``app.run(_flags.entry_point(run))``.
+    then runs ``fn`` under `report_errors`. Use: ``app.run(cli.entry_point(run))``.
     """
     def main(argv: list[str]) -> int:
         def checked() -> int | None:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from ais_jax import storage
-from ais_jax.activations import cache_key
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ def digest(x: np.ndarray) -> str:
 
 def run_key(**parts: Any) -> str:
     """A short stable hash of JSON-serialisable parts (same scheme as the activation cache)."""
-    return cache_key(**parts)
+    return storage.cache_key(**parts)
 
 
 def read_record(path: str | Path, key: str) -> dict | None:

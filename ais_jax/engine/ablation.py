@@ -19,7 +19,8 @@ Two ways to compute the same numbers (to float32 round-off):
 
 Both run chunk by chunk over maps (all n images x a chunk of maps per step, under `lax.map`) so
 that memory stays within a budget; the chunk size is derived from it or set with
-``chunk_maps``. The map axis is split over the devices of a 1-D mesh (`ais_jax.sharding`).
+``chunk_maps``. The map axis is split over the devices of a 1-D mesh
+(`ais_jax.engine.sharding`).
 
 Zero maps, exactly: a map whose block is zero in *every* image changes nothing, so it is not
 computed at all (the live maps are found on the host; shapes then depend on their count, padded
@@ -39,9 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ais_jax import active_set, sharding
+from ais_jax.engine import active_set, sharding
+from ais_jax.engine.similarity import corr_matrix, gram, unit_rows_change
 from ais_jax.models.vgg16 import PRECISION, VGG16Head
-from ais_jax.similarity import corr_matrix, gram, unit_rows_change
 
 METHODS = ("fast", "vmap")
 # Bytes of one step's temporaries per device where the device does not say (CPU). Measured on a
@@ -67,7 +68,7 @@ class AblationSimilarities(NamedTuple):
 
     The ablated similarities are stored as *changes* from the full ones: an ablation moves a
     correlation of ~0.9 by ~1e-3, and the change keeps all its float32 digits where the
-    ablated correlation itself would round it to ~6e-8 of 0.9 (see `ais_jax.similarity`).
+    ablated correlation itself would round it to ~6e-8 of 0.9 (see `ais_jax.engine.similarity`).
 
     Attributes:
       full: ``[n, n]`` ``corrcoef`` of the unablated embeddings.
@@ -116,7 +117,10 @@ def head_dims(head_params: dict, blocks: jax.Array) -> HeadDims:
 
 
 def dense(x: jax.Array, layer: dict) -> jax.Array:
-    """A fully connected layer ``x @ kernel + bias`` in full float32: ``[..., in] -> [..., out]``."""
+    """A fully connected layer ``x @ kernel + bias`` in full float32.
+
+    ``[..., in] -> [..., out]``.
+    """
     out = jnp.einsum("...i,io->...o", x, layer["kernel"], precision=PRECISION)
     return out + layer["bias"].reshape((1,) * (out.ndim - 1) + (-1,))
 
@@ -156,7 +160,7 @@ def fc6_pre_activations(head_params: dict, blocks: jax.Array) -> jax.Array:
 def fc6_active_fraction(head_params: dict, blocks: jax.Array) -> float:
     """Fraction of fc6 units active (``fc6_pre > 0``) over the unablated images.
 
-    What decides whether the active-set fc7 pays (`ais_jax.active_set`).
+    What decides whether the active-set fc7 pays (`ais_jax.engine.active_set`).
     """
     return float(_fc6_active_fraction(head_params, jnp.asarray(blocks, jnp.float32)))
 
@@ -217,7 +221,7 @@ def _ablated_change(
       maps: ``[c]`` map indices.
       method: 'fast' or 'vmap'.
       active: on the fast path, multiply each image's changes by fc7 over only the fc6 units
-        whose change is non-zero for some map of the chunk (`ais_jax.active_set`).
+        whose change is non-zero for some map of the chunk (`ais_jax.engine.active_set`).
 
     Returns:
       ``[c, n, D]``: ``out[t, i] = head(blocks[i] with map maps[t] zeroed) - head(blocks[i])``;
@@ -351,7 +355,7 @@ def _plan(head_params, blocks, method, extra_per_row, chunk_maps, memory_budget_
     Args:
       extra_per_row: ``HeadDims -> int``, the caller's extra temporaries per image row.
 
-      fc7_path: 'auto', 'active' or 'plain' (`ais_jax.active_set.resolve_path`; the vmap
+      fc7_path: 'auto', 'active' or 'plain' (`ais_jax.engine.active_set.resolve_path`; the vmap
         reference is always plain).
 
     Returns:
@@ -396,7 +400,7 @@ def _embeddings_kernel(head_params, blocks, schedule, position, *, method, with_
     # One gather + select + transpose per output, fused by XLA: no extra [n, M, D] copies.
     return tuple(
         jnp.where(dead, full[:, None], jnp.swapaxes(out[jnp.maximum(position, 0)], 0, 1))
-        for out, full in zip(outs, fulls)
+        for out, full in zip(outs, fulls, strict=True)
     )
 
 
@@ -420,9 +424,9 @@ def ablation_embeddings(
       with_logits: also return the ablated logits.
       chunk_maps: maps per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
-      mesh: 1-D device mesh (`ais_jax.sharding`); None = all local devices.
+      mesh: 1-D device mesh (`ais_jax.engine.sharding`); None = all local devices.
       fc7_path: 'auto' (active-set fc7 on CPU for sparse fc6), 'active' or 'plain'
-        (`ais_jax.active_set`; the same numbers up to float32 round-off).
+        (`ais_jax.engine.active_set`; the same numbers up to float32 round-off).
 
     Returns:
       emb ``[n, M, D]`` (and logits ``[n, M, classes]`` if ``with_logits``).
@@ -455,7 +459,8 @@ def _similarities_kernel(head_params, blocks, schedule, zero_pairs, *, method, m
         change = _ablated_change(head_params, blocks, pre, maps, method, active)  # [c, n, D]
         c = maps.shape[0]
         if c > SIM_SUBCHUNK and c % SIM_SUBCHUNK == 0:
-            sub = lambda x: x.reshape(c // SIM_SUBCHUNK, SIM_SUBCHUNK, *x.shape[1:])
+            def sub(x):
+                return x.reshape(c // SIM_SUBCHUNK, SIM_SUBCHUNK, *x.shape[1:])
             glob, per = jax.lax.map(lambda a: similarities(*a, emb, zero_pairs),
                                     (sub(maps), sub(change)))
             return glob.reshape(c, *glob.shape[2:]), per.reshape(c, *per.shape[2:])
@@ -505,7 +510,7 @@ def ablation_similarities(
       memory_budget_bytes: per-device budget for one step's temporaries.
       mesh: 1-D device mesh; None = all local devices. The maps are split over it.
       fc7_path: 'auto' (active-set fc7 on CPU for sparse fc6), 'active' or 'plain'
-        (`ais_jax.active_set`; the same numbers up to float32 round-off).
+        (`ais_jax.engine.active_set`; the same numbers up to float32 round-off).
 
     Returns:
       `AblationSimilarities` (full ``[n, n]``, global_delta ``[M, n, n]``, per_image_delta

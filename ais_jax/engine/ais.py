@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ais_jax.ablation import AblationSimilarities
-from ais_jax.similarity import alignment_change, pearson_change
+from ais_jax.engine.ablation import AblationSimilarities
+from ais_jax.engine.similarity import alignment_change, pearson_change
 
 
 def _check_human(human: jax.Array, n: int) -> jax.Array:
     human = jnp.asarray(human, jnp.float32)
     if human.shape != (n, n):
-        raise ValueError(f"human matrix must be [{n}, {n}] like the similarities, got {human.shape}")
+        raise ValueError(
+            f"human matrix must be [{n}, {n}] like the similarities, got {human.shape}")
     return human
 
 
@@ -42,7 +43,7 @@ def global_ais(
     """Global AIS of every map (SPEC §4): every image ablated.
 
     Args:
-      sims: `ais_jax.ablation.ablation_similarities` of all n images.
+      sims: `ais_jax.engine.ablation.ablation_similarities` of all n images.
       human: ``[n, n]`` human similarity matrix over the same n images.
       images: index subset (e.g. a CV fold's training images); default all. Both the model
         and the human matrices are restricted to it.
@@ -86,7 +87,7 @@ def per_image_ais(sims: AblationSimilarities, human: jax.Array) -> jax.Array:
     """Per-image AIS (SPEC §5): map k removed in image i only, rho over j != i, no squaring.
 
     Args:
-      sims: `ais_jax.ablation.ablation_similarities`.
+      sims: `ais_jax.engine.ablation.ablation_similarities`.
       human: ``[n, n]`` human similarity matrix (row i is used for image i).
 
     Returns:

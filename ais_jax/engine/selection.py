@@ -4,7 +4,7 @@
 Prefixes are nested, so the fc6 pre-activation of prefix m is that of prefix m-1 plus one B-wide
 block product: a cumulative sum over the ranked blocks' contributions, carried across chunks of
 maps by `lax.scan`; then ReLU, fc7 (one large matmul per chunk, or per image over only the fc6
-units active in some prefix of the chunk: `ais_jax.active_set`), ReLU, correlations and the
+units active in some prefix of the chunk: `ais_jax.engine.active_set`), ReLU, correlations and the
 train/test alignments. ``method='naive'`` (mask + full head per prefix) is the reference.
 """
 
@@ -18,23 +18,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ais_jax import active_set, sharding
-from ais_jax.ablation import (
+from ais_jax.engine import active_set, sharding
+from ais_jax.engine.ablation import (
     DEFAULT_MEMORY_BUDGET,
+    choose_chunk,
     dense,
     fc6_active_fraction,
-    plain_head,
-    choose_chunk,
     head_dims,
+    plain_head,
 )
+from ais_jax.engine.similarity import alignment, check_score, corr_matrix, shifted_gram, unit_rows
 from ais_jax.models.vgg16 import PRECISION
-from ais_jax.similarity import (
-    _check_score,
-    alignment,
-    corr_matrix,
-    shifted_gram,
-    unit_rows,
-)
 
 GREEDY_METHODS = ("incremental", "naive")
 # Products per partial dot of the greedy grams (`shifted_gram`). Measured on the full-size
@@ -193,7 +187,8 @@ def naive_prefix_scores(
     def one_prefix(size):
         keep = (rank < size).astype(blocks.dtype)  # [M]
         emb, _ = plain_head(head_params, blocks * keep[None, :, None])
-        return _split_scores(corr_matrix(emb, shifted=True), human_train, human_test, train, test, score)
+        return _split_scores(corr_matrix(emb, shifted=True), human_train, human_test, train,
+                             test, score)
 
     return jax.lax.map(one_prefix, sizes, batch_size=chunk)
 
@@ -238,20 +233,21 @@ def greedy_curves(
       memory_budget_bytes: per-device budget for one step's temporaries.
       mesh: 1-D device mesh for 'incremental'; None = all local devices.
       fc7_path: 'auto' (the exact active-set fc7 on CPU where fc6 is sparse enough for it to
-        pay, `ais_jax.active_set.resolve_path`), 'active' or 'plain'; 'incremental' only.
+        pay, `ais_jax.engine.active_set.resolve_path`), 'active' or 'plain'; 'incremental' only.
 
     Returns:
       `GreedyResult`; NaN scores are kept, counted, and never win. A prefix whose maps are all
       zero in every image of a split scores exactly NaN there (its embeddings are identical).
     """
-    _check_score(score)
+    check_score(score)
     if method not in GREEDY_METHODS:
         raise ValueError(f"method must be one of {GREEDY_METHODS}, got {method!r}")
     blocks = jnp.asarray(blocks, jnp.float32)
     dims = head_dims(head_params, blocks)
     order = np.asarray(order)
     if order.shape != (dims.maps,) or not np.array_equal(np.sort(order), np.arange(dims.maps)):
-        raise ValueError(f"order must be a permutation of the {dims.maps} maps, got shape {order.shape}")
+        raise ValueError(
+            f"order must be a permutation of the {dims.maps} maps, got shape {order.shape}")
     human = jnp.asarray(human, jnp.float32)
     if human.shape != (dims.n, dims.n):
         raise ValueError(f"human matrix must be [{dims.n}, {dims.n}], got {human.shape}")
@@ -262,7 +258,8 @@ def greedy_curves(
 
     if method == "naive":
         per_map = 8 * dims.n * (dims.maps * dims.block + dims.fc6 + 2 * dims.embed)
-        chunk, _ = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget, chunk_maps=chunk_maps)
+        chunk, _ = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget,
+                                chunk_maps=chunk_maps)
         s_train, s_test = naive_prefix_scores(
             head_params, blocks, jnp.asarray(order), jnp.arange(1, dims.maps + 1), train, test,
             human_train, human_test, chunk=chunk, score=score,
@@ -275,7 +272,8 @@ def greedy_curves(
         active = active_set.resolve_path(fc7_path, fc6_active_fraction(head_params, blocks))
         if active and chunk_maps is None:  # the gather pays only on enough rows per image
             chunk_maps = active_set.GROUP_ROWS
-        chunk, steps = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget, chunk_maps=chunk_maps)
+        chunk, steps = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget,
+                                    chunk_maps=chunk_maps)
         # Padded maps are zero blocks (they add nothing); padded images are dropped before
         # any correlation.
         ranked = sharding.pad_axis(blocks[:, order], steps * chunk, axis=1)

@@ -27,15 +27,16 @@ import numpy as np
 import scipy.stats
 from tqdm.auto import tqdm
 
-from ais_jax import crossval, figures, paper, preflight, storage
-from ais_jax.ablation import full_embeddings
-from ais_jax.ais import global_ais
-from ais_jax.crossval import Fold
+from ais_jax import preflight, resume, storage
+from ais_jax.engine import crossval
+from ais_jax.engine.ablation import full_embeddings
+from ais_jax.engine.ais import global_ais
+from ais_jax.engine.crossval import Fold
+from ais_jax.engine.selection import best_prefix, greedy_curves, rank_maps
+from ais_jax.engine.similarity import alignment
 from ais_jax.fitting import compare
+from ais_jax.report import figures, paper
 from ais_jax.report.tables import csv_text, json_floats
-from ais_jax.selection import best_prefix, greedy_curves, rank_maps
-from ais_jax.similarity import alignment
-from ais_jax.study import resume
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.inputs import LoadedModel
 from ais_jax.study.item import StudyItem
@@ -98,7 +99,7 @@ def run_fold(head_params: Any, blocks: np.ndarray, sims: Any, human: np.ndarray,
     Args:
       head_params: the VGG-16 head parameters.
       blocks: ``[n, 512, 49]`` pooled fc6 inputs of all images.
-      sims: `ais_jax.ablation.AblationSimilarities` of all images (its ``[train, train]``
+      sims: `ais_jax.engine.ablation.AblationSimilarities` of all images (its ``[train, train]``
         submatrices are exactly the ablations of the training images alone).
       human: ``[n, n]`` human similarity.
       fold: the split.

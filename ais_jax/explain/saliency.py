@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ais_jax import storage
 from ais_jax.data import images as image_io
-from ais_jax.data.datasets import IMAGE_SUFFIXES, list_images
+from ais_jax.data.files import IMAGE_SUFFIXES, list_images
 from ais_jax.data.resize import resize_bilinear
 from ais_jax.models import transalnet
 from ais_jax.models.transalnet import INPUT_HW, TranSalNet
@@ -172,7 +172,7 @@ def load_transalnet(weights: str | os.PathLike = "transalnet_dense") -> tuple[di
 
 
 def image_paths(data_dir: str | os.PathLike) -> list[Path]:
-    """The images of a dataset, as `ais_jax.data.datasets.list_images` lists them (the same
+    """The images of a dataset, as `ais_jax.data.files.list_images` lists them (the same
     files, in the same order, as the AIS heatmaps); ``<data_dir>/images/`` if that exists.
 
     Raises:
@@ -304,7 +304,7 @@ def write_saliency_maps(
             compile_s = time.perf_counter() - t_compile
             t0 += compile_s
         saliency = np.asarray(predict(params, padded)[0])
-        for path, x, sal in zip(batch, pixels, saliency):
+        for path, x, sal in zip(batch, pixels, saliency, strict=True):
             storage.write_npy(out / f"{path.stem}.npy", postprocess(sal, x.shape[:2]))
         run_s += time.perf_counter() - t0
         bar.update(len(batch))
@@ -400,7 +400,7 @@ def load_saliency_maps(
         raise FileNotFoundError(f"{folder}: no saliency map (<stem>.npy or <stem>.png) for "
                                 f"{len(missing)} image(s): {shown}")
     maps = []
-    for path, shape in zip(found, shapes):
+    for path, shape in zip(found, shapes, strict=True):
         shape = tuple(int(s) for s in shape)
         if path.suffix == ".npy":
             try:
