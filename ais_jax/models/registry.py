@@ -1,0 +1,78 @@
+"""The networks AIS runs on, by name: what each one ablates and how its head sees the maps.
+
+Every architecture splits at its ablated layer (SPEC §1): a *trunk* from images to the ablated
+feature maps ``maps: [n, h, w, M]`` (post-ReLU), and a *head* from those maps to the embedding
+whose similarity geometry is compared with the human one. Between them, ``pool`` turns the maps
+into the head's per-map inputs ``blocks: [n, M, B]`` such that zeroing map k zeroes exactly
+``blocks[:, k]``. Two head families cover the models (`HEAD_FAMILIES`):
+
+* ``'flatten_linear'``: blocks flattened in PyTorch's (C, H, W) order -> fc6 -> ReLU -> fc7 ->
+  ReLU = embedding (-> fc8). Head params ``{'fc6', 'fc7', 'fc8'}``, each ``{'kernel', 'bias'}``.
+* ``'gap'``: the embedding is the global average pool itself, ``blocks[..., 0]`` with B = 1
+  (-> fc). Head params ``{'fc': {'kernel', 'bias'}}``.
+
+Parameters are always ``{'trunk': ..., 'head': ...}``; ``trunk_apply(params['trunk'], images)``
+gives the maps. Models never load weights (`ais_jax.weights`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+
+from ais_jax.models import vgg16
+
+HEAD_FAMILIES = ("flatten_linear", "gap")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One network family member, as the engine and the runner need it.
+
+    Attributes:
+      name: registry key (``'vgg16'``, ...), also the ``architecture`` of converted weights.
+      ablated_layer: the layer whose maps are ablated (``'conv5_3'``, ...).
+      maps: M, the number of feature maps of that layer.
+      head_family: one of `HEAD_FAMILIES`.
+      trunk_apply: ``(trunk_params, images [n, H, W, 3]) -> maps [n, h, w, M]``.
+      pool: ``maps [n, h, w, M] -> blocks [n, M, B]``.
+      param_shapes: ``num_classes -> {'trunk': ..., 'head': ...}`` of `jax.ShapeDtypeStruct`.
+      random_params: ``(key, num_classes) -> params``: seeded random weights (tests, demos,
+        benchmarks only).
+    """
+
+    name: str
+    ablated_layer: str
+    maps: int
+    head_family: str
+    trunk_apply: Callable[[dict, jax.Array], jax.Array]
+    pool: Callable[[jax.Array], jax.Array]
+    param_shapes: Callable[[int], dict]
+    random_params: Callable[[jax.Array, int], dict]
+
+
+def _vgg16_trunk(trunk_params: dict, images: jax.Array) -> jax.Array:
+    return vgg16.VGG16Trunk().apply({"params": trunk_params}, images)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "vgg16": Architecture(
+        name="vgg16", ablated_layer="conv5_3", maps=vgg16.NUM_MAPS,
+        head_family="flatten_linear", trunk_apply=_vgg16_trunk, pool=vgg16.pool_blocks,
+        param_shapes=vgg16.param_shapes, random_params=vgg16.random_params),
+}
+
+
+def architecture(name: str) -> Architecture:
+    """The registered architecture ``name``.
+
+    Raises:
+      ValueError: an unknown name (the message lists the known ones).
+    """
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; known: "
+                         f"{', '.join(ARCHITECTURES)}") from None
