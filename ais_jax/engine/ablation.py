@@ -400,7 +400,7 @@ def _embeddings_kernel(head_params, blocks, schedule, position, *, method, with_
     # One gather + select + transpose per output, fused by XLA: no extra [n, M, D] copies.
     return tuple(
         jnp.where(dead, full[:, None], jnp.swapaxes(out[jnp.maximum(position, 0)], 0, 1))
-        for out, full in zip(outs, fulls, strict=True)
+        for out, full in zip(outs, fulls[: len(outs)], strict=True)  # logits only if asked
     )
 
 
