@@ -304,7 +304,7 @@ def write_saliency_maps(
             compile_s = time.perf_counter() - t_compile
             t0 += compile_s
         saliency = np.asarray(predict(params, padded)[0])
-        for path, x, sal in zip(batch, pixels, saliency, strict=True):
+        for path, x, sal in zip(batch, pixels, saliency[: len(batch)], strict=True):  # padded
             storage.write_npy(out / f"{path.stem}.npy", postprocess(sal, x.shape[:2]))
         run_s += time.perf_counter() - t0
         bar.update(len(batch))
