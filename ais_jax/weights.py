@@ -26,7 +26,7 @@ import safetensors.numpy
 from flax import traverse_util
 
 from ais_jax import __version__, storage
-from ais_jax.models import vgg16
+from ais_jax.models import registry, vgg16
 
 # Bump when the layout of the saved parameters changes; older files must then be re-converted.
 # 2: metadata records tensors_sha256.
@@ -34,6 +34,8 @@ FORMAT_VERSION = "2"
 
 VGG16_MODELS = ("imagenet", "ecoset")  # the two VGG-16 checkpoints of SPEC §1
 MODELS = VGG16_MODELS + ("transalnet_dense",)
+# Model name -> registered architecture (`ais_jax.models.registry`) of the AIS networks.
+MODEL_ARCHITECTURES = {"imagenet": "vgg16", "ecoset": "vgg16"}
 
 # Metadata every converted file carries (`save_params` adds the last three itself).
 REQUIRED_METADATA = ("model", "source_file", "source_sha256", "format_version", "ais_jax_version",
@@ -229,6 +231,12 @@ def load_converted(model_or_path: str | os.PathLike) -> tuple[dict, dict[str, st
     if model and metadata["model"] != model:
         raise ValueError(f"{path}: holds {metadata['model']!r} weights, expected {model!r}")
     return params, metadata
+
+
+def architecture_of(metadata: Mapping[str, str]) -> registry.Architecture:
+    """The registered architecture of converted weights (files without the key are VGG-16)."""
+    name = metadata.get("architecture") or MODEL_ARCHITECTURES.get(metadata.get("model"), "vgg16")
+    return registry.architecture(name)
 
 
 def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[str, str]]:

@@ -38,6 +38,8 @@ class Architecture:
       head_family: one of `HEAD_FAMILIES`.
       trunk_apply: ``(trunk_params, images [n, H, W, 3]) -> maps [n, h, w, M]``.
       pool: ``maps [n, h, w, M] -> blocks [n, M, B]``.
+      head_apply: ``(head_params, blocks [n, M, B]) -> (emb [n, D], logits [n, classes])``: the
+        model's own head forward, the plain reference path every fast path is tested against.
       param_shapes: ``num_classes -> {'trunk': ..., 'head': ...}`` of `jax.ShapeDtypeStruct`.
       random_params: ``(key, num_classes) -> params``: seeded random weights (tests, demos,
         benchmarks only).
@@ -49,6 +51,7 @@ class Architecture:
     head_family: str
     trunk_apply: Callable[[dict, jax.Array], jax.Array]
     pool: Callable[[jax.Array], jax.Array]
+    head_apply: Callable[[dict, jax.Array], tuple[jax.Array, jax.Array]]
     param_shapes: Callable[[int], dict]
     random_params: Callable[[jax.Array, int], dict]
 
@@ -57,11 +60,17 @@ def _vgg16_trunk(trunk_params: dict, images: jax.Array) -> jax.Array:
     return vgg16.VGG16Trunk().apply({"params": trunk_params}, images)
 
 
+def _vgg16_head(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    embed, classes = head_params["fc8"]["kernel"].shape
+    model = vgg16.VGG16Head(num_classes=classes, embed_dim=embed)
+    return model.apply({"params": head_params}, blocks, method=vgg16.VGG16Head.from_blocks)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "vgg16": Architecture(
         name="vgg16", ablated_layer="conv5_3", maps=vgg16.NUM_MAPS,
         head_family="flatten_linear", trunk_apply=_vgg16_trunk, pool=vgg16.pool_blocks,
-        param_shapes=vgg16.param_shapes, random_params=vgg16.random_params),
+        head_apply=_vgg16_head, param_shapes=vgg16.param_shapes, random_params=vgg16.random_params),
 }
 
 
