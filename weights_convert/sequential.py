@@ -53,7 +53,7 @@ class SequentialLayout:
 
         Raises:
           ConversionError: if the key is missing or not a matrix; a checkpoint without any
-            ``features.`` / ``classifier.`` key gets the top message "not a <title> checkpoint".
+            ``features.`` / ``classifier.`` key gets the top message "not a(n) <title> checkpoint".
         """
         key = self.fc8_key
         if key in state_dict and np.ndim(state_dict[key]) == 2:
@@ -69,8 +69,9 @@ class SequentialLayout:
             return []
         keys = list(state_dict)
         shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+        article = "an" if self.title[0] in "AEIOU" else "a"
         return [
-            f"not a {self.title} checkpoint: none of its {len(keys)} keys is a torchvision "
+            f"not {article} {self.title} checkpoint: none of its {len(keys)} keys is a torchvision "
             f"{self.title} key (features.N.*, classifier.N.*); it has {shown or 'no keys'}"
         ]
 
