@@ -100,7 +100,9 @@ def test_read_without_torch_says_how_to_install(tmp_path, monkeypatch):
 def test_library_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import ais_jax, ais_jax.weights, ais_jax.models.vgg16\n"
-            "import weights_convert.checkpoint, weights_convert.vgg16, weights_convert.download\n")
+            "import weights_convert.checkpoint, weights_convert.vgg16, weights_convert.download\n"
+            "import weights_convert.vgg19, weights_convert.alexnet, weights_convert.resnet50\n"
+            "import ais_jax.models.registry\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert result.returncode == 0, result.stderr
