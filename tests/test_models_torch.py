@@ -18,7 +18,7 @@ from torch_resnet50 import random_resnet50
 from torch_vgg19 import random_vgg19
 
 from ais_jax import weights
-from ais_jax.models import registry
+from ais_jax.models import alexnet, registry, resnet50, vgg19
 from weights_convert.checkpoint import convert_checkpoint
 
 NUM_CLASSES = 565  # Ecoset's
@@ -114,3 +114,18 @@ def test_random_params_are_seeded_and_keep_activations_alive(name):
     assert 0.2 < np.mean(np.asarray(acts) > 0) < 0.95
     for x in (acts, emb, logits):
         assert 0.05 < float(np.std(np.asarray(x))) < 20
+
+
+@pytest.mark.parametrize("name, module", [("alexnet", alexnet.AlexNet), ("vgg19", vgg19.VGG19),
+                                          ("resnet50", resnet50.ResNet50)])
+def test_whole_module_is_trunk_pool_head(name, module):
+    arch = registry.architecture(name)
+    params = arch.random_params(jax.random.key(2), 7)
+    images = np.random.default_rng(1).standard_normal((2, 80, 96, 3)).astype(np.float32)
+    logits, inter = jax.jit(module(7).apply)({"params": params}, images)
+    acts = jax.jit(arch.trunk_apply)(params["trunk"], images)
+    emb, want = arch.head_apply(params["head"], arch.pool(acts))
+    np.testing.assert_array_equal(np.asarray(inter[arch.ablated_layer]), np.asarray(acts))
+    np.testing.assert_allclose(np.asarray(inter["penultimate"]), np.asarray(emb), rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(want), rtol=1e-6, atol=1e-6)

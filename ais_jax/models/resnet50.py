@@ -137,7 +137,7 @@ def random_params(key: jax.Array, num_classes: int = 1000) -> dict:
     residual blocks at a stable scale.
 
     Returns:
-      The parameter tree of float32 NumPy arrays.
+      The parameter tree of float32 JAX arrays.
     """
     kernel_key, bn_key = jax.random.split(key)
     params = vgg16.numpy_he_normal_params(kernel_key, param_shapes(num_classes))
@@ -155,4 +155,4 @@ def random_params(key: jax.Array, num_classes: int = 1000) -> dict:
             low, high = -0.1, 0.1
         return rng.uniform(low, high, leaf.shape).astype(np.float32)
 
-    return jax.tree_util.tree_map_with_path(draw, params)
+    return jax.device_put(jax.tree_util.tree_map_with_path(draw, params))

@@ -56,4 +56,4 @@ def param_shapes(num_classes: int) -> dict:
 
 def random_params(key: jax.Array, num_classes: int = 1000) -> dict:
     """Random VGG-19 parameters (`vgg16.numpy_he_normal_params`); tests and demos only."""
-    return vgg16.numpy_he_normal_params(key, param_shapes(num_classes))
+    return jax.device_put(vgg16.numpy_he_normal_params(key, param_shapes(num_classes)))
