@@ -522,3 +522,13 @@ def test_every_ais_model_has_a_converter_a_download_and_an_architecture():
     assert set(weights.AIS_MODELS) <= set(SOURCES)
     for model in weights.AIS_MODELS:
         assert weights.architecture_of({"model": model}).name == weights.MODEL_ARCHITECTURES[model]
+
+
+def test_missing_weights_of_another_network_give_its_commands(cache):
+    with pytest.raises(weights.MissingWeightsError) as info:
+        weights.load_model("resnet50_ecoset")
+    message = str(info.value)
+    assert str(cache / "weights" / "resnet50_ecoset.safetensors") in message
+    assert "python -m weights_convert --model=resnet50_ecoset --download" in message
+    with pytest.raises(ValueError, match="unknown model 'resnet18'; expected one of imagenet"):
+        weights.weights_path("resnet18")
