@@ -3,7 +3,10 @@
 The format: a safetensors file whose tensor names are the Flax parameter paths joined by '/'
 (``trunk/conv1_1/kernel``, ``head/fc6/kernel``, ...) in Flax layout, float32, with string
 metadata recording where the weights came from (`save_params`). Files are made by
-``python -m weights_convert`` (which needs torch); reading them here does not.
+``python -m weights_convert`` (which needs torch); reading them here does not. Files of the AIS
+networks also record ``num_classes`` and ``architecture`` (`MODEL_ARCHITECTURES`; files from
+before it are VGG-16), and `load_model` loads any of them, checked against the architecture's
+parameter shapes.
 
 Integrity: `save_params` records ``tensors_sha256`` (`tensors_digest` of the tensors written)
 in the metadata and `load_params` recomputes it from the tensors it read, so a file damaged
@@ -26,16 +29,27 @@ import safetensors.numpy
 from flax import traverse_util
 
 from ais_jax import __version__, storage
-from ais_jax.models import registry, vgg16
+from ais_jax.models import registry
 
 # Bump when the layout of the saved parameters changes; older files must then be re-converted.
 # 2: metadata records tensors_sha256.
 FORMAT_VERSION = "2"
 
 VGG16_MODELS = ("imagenet", "ecoset")  # the two VGG-16 checkpoints of SPEC §1
-MODELS = VGG16_MODELS + ("transalnet_dense",)
 # Model name -> registered architecture (`ais_jax.models.registry`) of the AIS networks.
-MODEL_ARCHITECTURES = {"imagenet": "vgg16", "ecoset": "vgg16"}
+MODEL_ARCHITECTURES = {
+    "imagenet": "vgg16", "ecoset": "vgg16", "vgg16_imagenet": "vgg16", "vgg16_ecoset": "vgg16",
+    "vgg19_imagenet": "vgg19",
+    "alexnet_imagenet": "alexnet", "alexnet_ecoset": "alexnet",
+    "resnet50_imagenet": "resnet50", "resnet50_ecoset": "resnet50",
+}  # fmt: skip
+# Other names of the same weights: they read and write the file of the name they stand for.
+MODEL_ALIASES = {"vgg16_imagenet": "imagenet", "vgg16_ecoset": "ecoset"}
+AIS_MODELS = tuple(MODEL_ARCHITECTURES)  # every network AIS runs on, by --model name
+MODELS = AIS_MODELS + ("transalnet_dense",)
+# How messages name each architecture.
+ARCHITECTURE_TITLES = {"vgg16": "VGG-16", "vgg19": "VGG-19", "alexnet": "AlexNet",
+                       "resnet50": "ResNet-50"}
 
 # Metadata every converted file carries (`save_params` adds the last three itself).
 REQUIRED_METADATA = ("model", "source_file", "source_sha256", "format_version", "ais_jax_version",
@@ -82,8 +96,20 @@ def _reconvert_hint(metadata: Mapping[str, str]) -> str:
             f"--src={source} --force (plus the same --out, if one was used)")
 
 
+def canonical_model(model: str) -> str:
+    """The name ``model``'s weights are kept and recorded under (`MODEL_ALIASES` resolved).
+
+    Raises:
+      ValueError: for an unknown model name.
+    """
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    return MODEL_ALIASES.get(model, model)
+
+
 def weights_path(model: str) -> Path:
-    """Where the converted weights of ``model`` live: ``cache_dir()/weights/{model}.safetensors``.
+    """Where the converted weights of ``model`` live: ``cache_dir()/weights/{model}.safetensors``
+    (an alias such as ``vgg16_ecoset`` shares the file of ``ecoset``).
 
     Args:
       model: one of `MODELS`.
@@ -91,9 +117,7 @@ def weights_path(model: str) -> Path:
     Raises:
       ValueError: for an unknown model name.
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
-    return storage.cache_dir() / "weights" / f"{model}.safetensors"
+    return storage.cache_dir() / "weights" / f"{canonical_model(model)}.safetensors"
 
 
 def save_params(
@@ -190,7 +214,7 @@ def _missing_message(model: str | None, path: Path) -> str:
             "pip install -e '.[convert]')"
         )
     lines = [f"No converted weights for {model!r}: {path} does not exist. Obtain them with"]
-    if model in VGG16_MODELS:
+    if model in MODEL_ARCHITECTURES:
         lines.append(f"  python -m weights_convert --model={model} --download")
         lines.append("or, from a checkpoint you already have,")
     lines.append(f"  python -m weights_convert --model={model} --src=/path/to/checkpoint.pth")
@@ -228,7 +252,7 @@ def load_converted(model_or_path: str | os.PathLike) -> tuple[dict, dict[str, st
     if not path.is_file():
         raise MissingWeightsError(_missing_message(model, path))
     params, metadata = load_params(path)
-    if model and metadata["model"] != model:
+    if model and metadata["model"] != canonical_model(model):
         raise ValueError(f"{path}: holds {metadata['model']!r} weights, expected {model!r}")
     return params, metadata
 
@@ -239,32 +263,45 @@ def architecture_of(metadata: Mapping[str, str]) -> registry.Architecture:
     return registry.architecture(name)
 
 
-def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[str, str]]:
-    """Loads converted VGG-16 weights, checked against `ais_jax.models.vgg16.param_shapes`.
+def load_model(
+    model_or_path: str | os.PathLike, *, architecture: str | None = None
+) -> tuple[dict, dict[str, str], registry.Architecture]:
+    """Loads converted weights of any AIS network, checked against its parameter shapes.
 
     Args:
-      model_or_path: ``'imagenet'``, ``'ecoset'``, or a path to a converted file.
+      model_or_path: one of `AIS_MODELS` (``'ecoset'``, ``'alexnet_ecoset'``, ...), or a path
+        to a converted file.
+      architecture: if given, the registered architecture the weights must be (``'vgg16'``).
 
     Returns:
-      ``(params, metadata)``: ``params`` is ``{'trunk': ..., 'head': ...}`` as JAX arrays, ready
-      for ``VGG16(num_classes).apply({'params': params}, images)``; ``metadata['num_classes']``
-      is the number of classes (a string, as all safetensors metadata);
-      ``metadata['tensors_sha256']`` is the verified digest of ``params``, the key under which
-      caches (`ais_jax.engine.activations`) keep what these weights computed.
+      ``(params, metadata, arch)``: ``params`` is ``{'trunk': ..., 'head': ...}`` as JAX
+      arrays for ``arch.trunk_apply`` / ``arch.head_apply``; ``metadata['num_classes']`` is the
+      number of classes (a string, as all safetensors metadata); ``metadata['tensors_sha256']``
+      is the verified digest of ``params``, the key under which caches
+      (`ais_jax.engine.activations`) keep what these weights computed; ``arch`` is
+      `architecture_of` the metadata (VGG-16 for files converted before it was recorded).
 
     Raises:
       MissingWeightsError: if the weights were not converted yet (the message says how).
-      ValueError: naming the file and the key, if they are not VGG-16 weights.
+      ValueError: naming the file, if they are not the weights of an AIS network (of
+        ``architecture``), or their tensors do not fit it; every problem is listed together.
     """
     params, metadata = load_converted(model_or_path)
     path = _resolve(model_or_path)[1]
+    wanted = ARCHITECTURE_TITLES.get(architecture, architecture) if architecture else None
+    what = wanted or "an AIS network (" + ", ".join(ARCHITECTURE_TITLES.values()) + ")"
     if "num_classes" not in metadata:
-        raise ValueError(
-            f"{path}: holds {metadata['model']!r} weights, not VGG-16 "
-            "(its metadata has no num_classes)"
-        )
+        raise ValueError(f"{path}: holds {metadata['model']!r} weights, not {what} "
+                         "(its metadata has no num_classes)")
+    try:
+        arch = architecture_of(metadata)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if architecture is not None and arch.name != architecture:
+        raise ValueError(f"{path}: holds {ARCHITECTURE_TITLES.get(arch.name, arch.name)} "
+                         f"weights ({metadata['model']!r}), not {wanted}")
     num_classes = int(metadata["num_classes"])
-    expected, got = flat_shapes(vgg16.param_shapes(num_classes)), flat_shapes(params)
+    expected, got = flat_shapes(arch.param_shapes(num_classes)), flat_shapes(params)
     problems = [f"{k}: missing (expected shape {s})" for k, s in expected.items() if k not in got]
     problems += [f"{k}: unexpected tensor" for k in got if k not in expected]
     problems += [
@@ -274,6 +311,26 @@ def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[
     ]
     if problems:
         more = f"; ... and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise ValueError(f"{path}: not VGG-16 weights with {num_classes} classes: "
+        title = ARCHITECTURE_TITLES.get(arch.name, arch.name)
+        raise ValueError(f"{path}: not {title} weights with {num_classes} classes: "
                          + "; ".join(problems[:5]) + more)
-    return jax.device_put(params), metadata
+    return jax.device_put(params), metadata, arch
+
+
+def load_vgg16(model_or_path: str | os.PathLike = "ecoset") -> tuple[dict, dict[str, str]]:
+    """Loads converted VGG-16 weights: `load_model` for ``architecture='vgg16'``.
+
+    Args:
+      model_or_path: ``'imagenet'``, ``'ecoset'`` (or their aliases ``'vgg16_imagenet'``,
+        ``'vgg16_ecoset'``), or a path to a converted file.
+
+    Returns:
+      ``(params, metadata)`` as `load_model`, ready for
+      ``VGG16(num_classes).apply({'params': params}, images)``.
+
+    Raises:
+      MissingWeightsError: if the weights were not converted yet (the message says how).
+      ValueError: naming the file and the key, if they are not VGG-16 weights.
+    """
+    params, metadata, _ = load_model(model_or_path, architecture="vgg16")
+    return params, metadata

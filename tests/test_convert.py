@@ -18,7 +18,10 @@ import pytest
 import torch
 from absl import app
 from flax import traverse_util
-from torch_vgg import constant_vgg16_state_dict
+from torch_alexnet import TorchAlexNet
+from torch_resnet50 import TorchResNet50
+from torch_vgg import constant_state_dict, constant_vgg16_state_dict
+from torch_vgg19 import torch_vgg19
 
 from ais_jax import weights
 from weights_convert import __main__ as cli
@@ -97,7 +100,9 @@ def test_read_without_torch_says_how_to_install(tmp_path, monkeypatch):
 def test_library_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import ais_jax, ais_jax.weights, ais_jax.models.vgg16\n"
-            "import weights_convert.checkpoint, weights_convert.vgg16, weights_convert.download\n")
+            "import weights_convert.checkpoint, weights_convert.vgg16, weights_convert.download\n"
+            "import weights_convert.vgg19, weights_convert.alexnet, weights_convert.resnet50\n"
+            "import ais_jax.models.registry\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -283,7 +288,9 @@ def test_cli_without_model_prints_usage():
     for command in ("--model=ecoset --download", "--model=imagenet --src=",
                     "--model=transalnet_dense --src="):
         assert f"python -m weights_convert {command}" in result.stderr
-    assert "imagenet, ecoset, transalnet_dense" in result.stderr
+    assert ("imagenet, ecoset, vgg16_imagenet, vgg16_ecoset, vgg19_imagenet, alexnet_imagenet, "
+            "alexnet_ecoset, resnet50_imagenet, resnet50_ecoset, transalnet_dense"
+            in result.stderr)
 
 
 def test_cli_needs_exactly_one_source():
@@ -348,3 +355,180 @@ def test_load_vgg16_rejects_wrong_tensors(tmp_path):
         weights.load_vgg16(path)
     with pytest.raises(ValueError, match="not VGG-16"):
         weights.load_vgg16(_small_file(tmp_path / "t.safetensors", model="transalnet_dense"))
+
+
+# --- AlexNet, VGG-19, ResNet-50 and the model names --------------------------------------------
+
+# Each model name's torch builder and a few source keys -> converted paths, written out by hand
+# (not read from the converter's rules) to pin torchvision's layout.
+NETWORKS = {
+    "alexnet_ecoset": (TorchAlexNet, {
+        "features.0.weight": "trunk/conv1/kernel", "features.10.bias": "trunk/conv5/bias",
+        "classifier.1.weight": "head/fc6/kernel", "classifier.6.bias": "head/fc8/bias"}),
+    "vgg19_imagenet": (lambda n: torch_vgg19(n), {
+        "features.16.weight": "trunk/conv3_4/kernel", "features.34.bias": "trunk/conv5_4/bias",
+        "classifier.3.weight": "head/fc7/kernel"}),
+    "resnet50_ecoset": (TorchResNet50, {
+        "conv1.weight": "trunk/conv1/kernel", "bn1.running_mean": "trunk/bn1/mean",
+        "layer2.0.downsample.0.weight": "trunk/layer2_block0/downsample_conv/kernel",
+        "layer2.0.downsample.1.weight": "trunk/layer2_block0/downsample_bn/scale",
+        "layer3.5.conv2.weight": "trunk/layer3_block5/conv2/kernel",
+        "layer4.2.bn3.running_var": "trunk/layer4_block2/bn3/var",
+        "fc.weight": "head/fc/kernel", "fc.bias": "head/fc/bias"}),
+}
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("model", list(NETWORKS))
+def test_cli_converts_wrapped_checkpoints_of_every_network(tmp_path, cache, capsys, model,
+                                                           legacy):
+    build, pinned = NETWORKS[model]
+    state = constant_state_dict(lambda: build(565))
+    src = tmp_path / f"{model}.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, src,
+               _use_new_zipfile_serialization=not legacy)
+    assert cli.run(model, src=str(src)) == 0
+    out, err = capsys.readouterr()
+    tensors = sum(1 for k in state if not k.endswith("num_batches_tracked"))
+    assert f"{tensors} tensors, 565 classes" in out
+    assert ("has 1000 classes, this checkpoint 565" in err) == model.endswith("_imagenet")
+
+    params, metadata, arch = weights.load_model(model)
+    assert metadata["architecture"] == arch.name == weights.MODEL_ARCHITECTURES[model]
+    assert metadata["model"] == model and metadata["num_classes"] == "565"
+    flat = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+    # Tensor i of the checkpoint holds i + 1: every converted tensor is one source tensor,
+    # each used once, and the pinned ones are where torchvision's layout says.
+    values = {k: float(v.flatten()[0]) for k, v in state.items()}
+    got = {path: float(a.flat[0]) for path, a in flat.items()}
+    assert all(float(a.min()) == float(a.max()) for a in flat.values())
+    assert len(got) == tensors and len(set(got.values())) == tensors
+    for key, path in pinned.items():
+        assert got[path] == values[key], f"{key} -> {path}"
+
+
+def test_vgg16_conversion_is_unchanged_to_the_bit(tmp_path):
+    # The digest of the tensors (the cache key of everything computed with them) that the
+    # converter before AlexNet, VGG-19 and ResNet-50 (commit 8642f45) gave for this checkpoint.
+    src = tmp_path / "vgg16.pth"
+    torch.save(constant_vgg16_state_dict(num_classes=10), src)
+    _, metadata, _ = convert_checkpoint("vgg16_ecoset", src, tmp_path / "new.safetensors")
+    assert metadata["tensors_sha256"] == (
+        "ff4a28cb7ff293c1b4aa1044496b046a37e918418180533cfd44a6b1182f4df1")
+    assert metadata["model"] == "ecoset" and metadata["architecture"] == "vgg16"
+    # A file converted before the architecture was recorded still loads, as VGG-16.
+    params, old = weights.load_params(tmp_path / "new.safetensors")
+    del old["architecture"]
+    weights.save_params(tmp_path / "old.safetensors", params, old)
+    _, reread, arch = weights.load_model(tmp_path / "old.safetensors")
+    assert arch.name == "vgg16" and "architecture" not in reread
+    assert reread["tensors_sha256"] == metadata["tensors_sha256"]
+
+
+def test_vgg16_aliases_share_the_file_of_their_name(tmp_path, cache):
+    assert weights.weights_path("vgg16_ecoset") == weights.weights_path("ecoset")
+    assert weights.weights_path("vgg16_imagenet") == cache / "weights" / "imagenet.safetensors"
+    src = tmp_path / "vgg16.pth"
+    torch.save(constant_vgg16_state_dict(num_classes=4), src)
+    assert cli.run("vgg16_imagenet", src=str(src)) == 0
+    for name in ("imagenet", "vgg16_imagenet"):
+        _, metadata = weights.load_vgg16(name)
+        assert metadata["model"] == "imagenet"
+    # The alias checks what the file holds as its own name would.
+    weights.weights_path("imagenet").rename(cache / "weights" / "ecoset.safetensors")
+    with pytest.raises(ValueError, match="holds 'imagenet' weights, expected 'vgg16_ecoset'"):
+        weights.load_vgg16("vgg16_ecoset")
+
+
+def test_cli_warns_on_an_unusual_class_count_naming_the_network(tmp_path, cache, capsys):
+    src = tmp_path / "alexnet.pth"
+    torch.save(constant_state_dict(lambda: TorchAlexNet(10)), src)
+    assert cli.run("alexnet_imagenet", src=str(src)) == 0
+    err = capsys.readouterr().err
+    assert "published imagenet AlexNet has 1000 classes, this checkpoint 10" in err
+
+
+def test_resnet_checkpoint_lists_every_problem_together(tmp_path):
+    state = dict(constant_state_dict(lambda: TorchResNet50(565)))
+    state["layer3.2.conv2.weight"] = torch.zeros(256, 256, 5, 5)
+    del state["layer4.1.bn2.running_var"]
+    state["layer5.0.conv1.weight"] = torch.zeros(3)
+    state["fc.bias"] = torch.zeros(565, dtype=torch.int64)
+    src = tmp_path / "bad.pth"
+    torch.save(state, src)
+    with pytest.raises(ConversionError) as info:
+        convert_checkpoint("resnet50_ecoset", src, tmp_path / "out.safetensors")
+    assert sorted(info.value.problems) == [
+        "fc.bias: dtype int64, expected a floating-point tensor",
+        "layer3.2.conv2.weight: shape (256, 256, 5, 5) does not fit "
+        "trunk/layer3_block2/conv2/kernel (expected (3, 3, 256, 256) after the 'conv' layout)",
+        "layer5.0.conv1.weight: unexpected key",
+        "missing tensor for trunk/layer4_block1/bn2/var (shape (512,))",
+    ]
+    assert_nothing_written(tmp_path, {"bad.pth"})
+
+
+@pytest.mark.parametrize("model, other, problems", [
+    ("alexnet_ecoset", TorchResNet50, ["not an AlexNet checkpoint: none of its 320 keys",
+                                       "classifier.6.weight: missing"]),
+    ("resnet50_imagenet", TorchAlexNet, ["not a ResNet-50 checkpoint: none of its 16 keys",
+                                         "fc.weight: missing"]),
+])
+def test_another_network_is_named_as_such(tmp_path, model, other, problems):
+    src = tmp_path / "other.pth"
+    torch.save(constant_state_dict(lambda: other(565)), src)
+    with pytest.raises(ConversionError) as info:
+        convert_checkpoint(model, src, tmp_path / "out.safetensors")
+    assert len(info.value.problems) == len(problems)
+    for got, want in zip(info.value.problems, problems, strict=True):
+        assert got.startswith(want)
+    assert_nothing_written(tmp_path, {"other.pth"})
+
+
+def test_alexnet_as_vgg19_lists_every_misfit_together(tmp_path):
+    src = tmp_path / "alexnet.pth"
+    torch.save(constant_state_dict(lambda: TorchAlexNet(565)), src)
+    with pytest.raises(ConversionError) as info:
+        convert_checkpoint("vgg19_imagenet", src, tmp_path / "out.safetensors")
+    problems = info.value.problems
+    assert "features.0.weight: shape (64, 3, 11, 11) does not fit trunk/conv1_1/kernel " \
+           "(expected (3, 3, 3, 64) after the 'conv' layout)" in problems
+    assert "features.3.weight: unexpected key" in problems  # a ReLU in VGG-19
+    assert "classifier.1.weight: unexpected key" in problems
+    assert "missing tensor for trunk/conv5_4/kernel (shape (3, 3, 512, 512))" in problems
+    assert len(problems) == 44 and str(info.value).startswith(f"{src}: cannot convert (44 ")
+
+
+def test_load_model_refuses_other_networks_and_lists_shape_problems(tmp_path):
+    resnet = _small_file(tmp_path / "r.safetensors", model="resnet50_ecoset",
+                         architecture="resnet50", num_classes="3")
+    with pytest.raises(ValueError, match=r"r.safetensors: not ResNet-50 weights with 3 classes: "
+                                         r"head/fc/bias: missing .* and 263 more"):
+        weights.load_model(resnet)
+    with pytest.raises(ValueError, match=r"holds ResNet-50 weights \('resnet50_ecoset'\), "
+                                         r"not VGG-16"):
+        weights.load_vgg16(resnet)
+    odd = _small_file(tmp_path / "o.safetensors", architecture="inception", num_classes="3")
+    with pytest.raises(ValueError, match="o.safetensors: unknown architecture 'inception'"):
+        weights.load_model(odd)
+    saliency = _small_file(tmp_path / "t.safetensors", model="transalnet_dense")
+    with pytest.raises(ValueError, match="not an AIS network .VGG-16, VGG-19, AlexNet, ResNet-50"):
+        weights.load_model(saliency)
+
+
+def test_every_ais_model_has_a_converter_a_download_and_an_architecture():
+    from weights_convert.download import SOURCES
+
+    assert set(weights.AIS_MODELS) <= set(SOURCES)
+    for model in weights.AIS_MODELS:
+        assert weights.architecture_of({"model": model}).name == weights.MODEL_ARCHITECTURES[model]
+
+
+def test_missing_weights_of_another_network_give_its_commands(cache):
+    with pytest.raises(weights.MissingWeightsError) as info:
+        weights.load_model("resnet50_ecoset")
+    message = str(info.value)
+    assert str(cache / "weights" / "resnet50_ecoset.safetensors") in message
+    assert "python -m weights_convert --model=resnet50_ecoset --download" in message
+    with pytest.raises(ValueError, match="unknown model 'resnet18'; expected one of imagenet"):
+        weights.weights_path("resnet18")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
 import re
 import socket
 import threading
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch_alexnet import TorchAlexNet
+from torch_resnet50 import TorchResNet50
+from torch_vgg import constant_state_dict
 
+from ais_jax import weights
+from weights_convert import __main__ as cli
 from weights_convert import download as dl
 
 # Begins as a zip file, as a checkpoint written by torch.save does.
@@ -186,3 +193,67 @@ def test_html_page_kept_from_before_says_to_delete_it(tmp_path):
                                          "and rerun with --download"):
         dl.download("http://127.0.0.1:9/unused", dest)
     assert dest.read_bytes() == b"<html>consent</html>"  # the user's file: not deleted
+
+
+def test_fetch_checkpoint_knows_every_network(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(dl, "download", lambda url, dest, **kw: calls.append((url, dest.name, kw)))
+    monkeypatch.setenv("AIS_JAX_CACHE", str(tmp_path))
+    models = ("vgg16_imagenet", "vgg16_ecoset", "vgg19_imagenet", "alexnet_imagenet",
+              "alexnet_ecoset", "resnet50_imagenet", "resnet50_ecoset")
+    for model in models:
+        dl.fetch_checkpoint(model)
+    torchvision = "https://download.pytorch.org/models/"
+    assert calls == [
+        (f"{torchvision}vgg16-397923af.pth", "vgg16-397923af.pth", {"sha256_prefix": "397923af"}),
+        ("https://osf.io/z5uf3/download", "vgg16_ecoset.pth", {"sha256_prefix": None}),
+        (f"{torchvision}vgg19-dcbb9e9d.pth", "vgg19-dcbb9e9d.pth", {"sha256_prefix": "dcbb9e9d"}),
+        (f"{torchvision}alexnet-owt-7be5be79.pth", "alexnet-owt-7be5be79.pth",
+         {"sha256_prefix": "7be5be79"}),
+        ("https://osf.io/xtdf4/download", "alexnet_ecoset.pth", {"sha256_prefix": None}),
+        (f"{torchvision}resnet50-0676ba61.pth", "resnet50-0676ba61.pth",
+         {"sha256_prefix": "0676ba61"}),
+        ("https://osf.io/abfq4/download", "resnet50_ecoset.pth", {"sha256_prefix": None}),
+    ]
+
+
+def _serve_checkpoint(server, monkeypatch, model: str, build, *, prefix: str | None) -> bytes:
+    """Points ``model``'s source at the local server, which serves a checkpoint of ``build``.
+
+    ``prefix``: None for no known checksum (as Ecoset's), ``''`` for the served file's own
+    sha256 prefix (as torchvision's names carry), else that prefix.
+    """
+    buffer = io.BytesIO()
+    torch.save(constant_state_dict(build), buffer)
+    server.payload = buffer.getvalue()
+    digest = hashlib.sha256(server.payload).hexdigest()
+    filename = dl.SOURCES[model].filename
+    monkeypatch.setitem(dl.SOURCES, model, dl.Source(
+        server.url, filename, None if prefix is None else prefix or digest[:8]))
+    return server.payload
+
+
+@pytest.mark.parametrize("model, prefix", [("alexnet_imagenet", ""), ("resnet50_ecoset", None)],
+                         ids=["checksum", "no-checksum"])
+def test_cli_downloads_then_converts(server, monkeypatch, tmp_path, capsys, model, prefix):
+    monkeypatch.setenv("AIS_JAX_CACHE", str(tmp_path))
+    build = {"alexnet_imagenet": lambda: TorchAlexNet(1000),
+             "resnet50_ecoset": lambda: TorchResNet50(565)}[model]
+    payload = _serve_checkpoint(server, monkeypatch, model, build, prefix=prefix)
+    assert cli.run(model, download=True) == 0
+    out = capsys.readouterr().out
+    assert hashlib.sha256(payload).hexdigest() in out
+    kept = tmp_path / "downloads" / dl.SOURCES[model].filename
+    assert kept.read_bytes() == payload
+    _, metadata, arch = weights.load_model(model)
+    assert arch.name == model.split("_")[0] and metadata["source_file"] == kept.name
+
+
+def test_cli_download_failing_its_checksum_converts_nothing(server, monkeypatch, tmp_path,
+                                                           capsys):
+    monkeypatch.setenv("AIS_JAX_CACHE", str(tmp_path))
+    _serve_checkpoint(server, monkeypatch, "alexnet_imagenet", lambda: TorchAlexNet(1000),
+                      prefix="7be5be79")  # torchvision's, not this file's
+    assert cli.run("alexnet_imagenet", download=True) == 1
+    assert "does not start with the expected 7be5be79" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []

@@ -1,11 +1,14 @@
 """Converts a PyTorch checkpoint into the weights file the experiments load.
 
   python -m weights_convert --model=ecoset --download
+  python -m weights_convert --model=alexnet_ecoset --download
   python -m weights_convert --model=imagenet --src=vgg16-397923af.pth
   python -m weights_convert --model=transalnet_dense --src=TranSalNet_Dense.pth
 
-Output: ``$AIS_JAX_CACHE/weights/MODEL.safetensors`` (default cache ``~/.cache/ais_jax``), or
-``--out``. Nothing is written when anything fails.
+``imagenet`` / ``ecoset`` are VGG-16 (also named ``vgg16_imagenet`` / ``vgg16_ecoset``, the same
+file); ``vgg19_imagenet``, ``alexnet_imagenet``, ``alexnet_ecoset``, ``resnet50_imagenet`` and
+``resnet50_ecoset`` the other networks. Output: ``$AIS_JAX_CACHE/weights/MODEL.safetensors``
+(default cache ``~/.cache/ais_jax``), or ``--out``. Nothing is written when anything fails.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ USAGE = """\
 usage: python -m weights_convert --model=MODEL (--download | --src=FILE.pth) [--out=FILE] [--force]
 
   python -m weights_convert --model=ecoset --download
+  python -m weights_convert --model=alexnet_ecoset --download
   python -m weights_convert --model=imagenet --src=vgg16-397923af.pth
   python -m weights_convert --model=transalnet_dense --src=TranSalNet_Dense.pth
 
-MODEL: one of {models}.
+MODEL: one of {models}
+(imagenet and ecoset are VGG-16; vgg16_imagenet and vgg16_ecoset name the same files).
 Output: $AIS_JAX_CACHE/weights/MODEL.safetensors (default ~/.cache/ais_jax/...), or --out.
 All flags: --helpshort."""
 
@@ -34,6 +39,7 @@ TRANSALNET_HINT = (
     "cannot be downloaded here: fetch TranSalNet_Dense.pth by hand from their release "
     "(github.com/LJOVO/TranSalNet) and pass --src=/path/to/TranSalNet_Dense.pth"
 )
+# Classes of the published checkpoints, by the dataset each model name ends with.
 CANONICAL_CLASSES = {"imagenet": 1000, "ecoset": 565}
 
 
@@ -69,10 +75,12 @@ def run(model: str, *, src: str | None = None, download: bool = False,
         f"Converted {src} ({model}, sha256 {meta['source_sha256']}) into {path}: "
         f"{num_tensors} tensors{classes}, format version {meta['format_version']}."
     )
-    expected = CANONICAL_CLASSES.get(model)
+    dataset = model.rsplit("_", 1)[-1]
+    expected = CANONICAL_CLASSES.get(dataset) if model in weights.MODEL_ARCHITECTURES else None
     if expected is not None and int(meta["num_classes"]) != expected:
+        title = weights.ARCHITECTURE_TITLES[weights.MODEL_ARCHITECTURES[model]]
         print(
-            f"warning: the published {model} VGG-16 has {expected} classes, this checkpoint "
+            f"warning: the published {dataset} {title} has {expected} classes, this checkpoint "
             f"{meta['num_classes']}; check that --model names the right checkpoint",
             file=sys.stderr,
         )
@@ -99,7 +107,8 @@ def define_flags() -> None:
                       "Which checkpoint this is (required); e.g. --model=ecoset --download.")
     flags.DEFINE_string("src", None, "PyTorch checkpoint file (.pth) to convert.")
     flags.DEFINE_bool(
-        "download", False, "Download the canonical checkpoint into the cache first (VGG-16 only)."
+        "download", False, "Download the canonical checkpoint into the cache first (not for "
+        "transalnet_dense)."
     )
     flags.DEFINE_string("out", None, "Output .safetensors file (default: the cache).")
     flags.DEFINE_bool("force", False, "Overwrite an existing output file.")

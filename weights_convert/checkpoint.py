@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from ais_jax import weights
+from ais_jax.models import registry
 
 # Dict keys under which training scripts commonly nest the state dict.
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
@@ -230,10 +231,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def _converter(model: str) -> Callable[..., dict]:
     """The state-dict converter of ``model``, imported only when needed."""
-    if model in weights.VGG16_MODELS:
-        from weights_convert import vgg16
+    if model in weights.MODEL_ARCHITECTURES:
+        from weights_convert import alexnet, resnet50, vgg16, vgg19
 
-        return vgg16.convert_state_dict
+        modules = {"vgg16": vgg16, "vgg19": vgg19, "alexnet": alexnet, "resnet50": resnet50}
+        return modules[weights.MODEL_ARCHITECTURES[model]].convert_state_dict
     if model == "transalnet_dense":
         from weights_convert import transalnet
 
@@ -263,7 +265,8 @@ def convert_checkpoint(
     """Converts one PyTorch checkpoint into an ais_jax weights file (what the CLI runs).
 
     Args:
-      model: one of `ais_jax.weights.MODELS`.
+      model: one of `ais_jax.weights.MODELS` (an alias such as ``vgg16_ecoset`` is recorded,
+        and written by default, under the name it stands for: ``ecoset``).
       src: the PyTorch checkpoint.
       out: the output ``.safetensors`` file; default `ais_jax.weights.weights_path` (the cache
         the experiments read).
@@ -281,8 +284,11 @@ def convert_checkpoint(
     src = Path(src)
     out = output_path(model, out, force=force)
     params = convert(read_state_dict(src), source=str(src))
-    metadata = {"model": model, "source_file": src.name, "source_sha256": sha256_file(src)}
-    if model in weights.VGG16_MODELS:
-        metadata["num_classes"] = str(params["head"]["fc8"]["bias"].shape[0])
+    metadata = {"model": weights.canonical_model(model), "source_file": src.name,
+                "source_sha256": sha256_file(src)}
+    if model in weights.MODEL_ARCHITECTURES:
+        arch = registry.architecture(weights.MODEL_ARCHITECTURES[model])
+        classifier = params["head"][registry.CLASSIFIER_LAYER[arch.head_family]]
+        metadata.update(num_classes=str(classifier["bias"].shape[0]), architecture=arch.name)
     written = weights.save_params(out, params, metadata)
     return out, written, len(jax.tree_util.tree_leaves(params))

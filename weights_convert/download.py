@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ais_jax import storage
+from ais_jax import storage, weights
 from weights_convert.checkpoint import foreign_file_kind, sha256_file
 
 
@@ -32,14 +32,24 @@ class Source:
     sha256_prefix: str | None = None  # torchvision's file names carry the first 8 hex digits
 
 
-SOURCES = {
-    "imagenet": Source(
-        "https://download.pytorch.org/models/vgg16-397923af.pth", "vgg16-397923af.pth", "397923af"
-    ),
-    # Mehrer et al. 2021, OSF project kzxfg; no checksum is published.
-    "ecoset": Source("https://osf.io/z5uf3/download", "vgg16_ecoset.pth"),
-}
+def _torchvision(filename: str) -> Source:
+    """A torchvision checkpoint: its file name ends in the first 8 hex digits of its sha256."""
+    return Source(f"https://download.pytorch.org/models/{filename}", filename,
+                  filename.rsplit("-", 1)[1].removesuffix(".pth"))
 
+
+# Mehrer et al. 2021 publish the Ecoset networks on OSF (project kzxfg) with no checksum: those
+# downloads are checked only to be a PyTorch checkpoint (then the conversion checks every tensor).
+SOURCES = {
+    "imagenet": _torchvision("vgg16-397923af.pth"),
+    "ecoset": Source("https://osf.io/z5uf3/download", "vgg16_ecoset.pth"),
+    "vgg19_imagenet": _torchvision("vgg19-dcbb9e9d.pth"),
+    "alexnet_imagenet": _torchvision("alexnet-owt-7be5be79.pth"),
+    "alexnet_ecoset": Source("https://osf.io/xtdf4/download", "alexnet_ecoset.pth"),
+    "resnet50_imagenet": _torchvision("resnet50-0676ba61.pth"),
+    "resnet50_ecoset": Source("https://osf.io/abfq4/download", "resnet50_ecoset.pth"),
+}
+SOURCES |= {alias: SOURCES[name] for alias, name in weights.MODEL_ALIASES.items()}
 
 
 class DownloadError(OSError):
@@ -226,7 +236,7 @@ def fetch_checkpoint(model: str, directory: str | os.PathLike | None = None) -> 
     """Downloads the canonical checkpoint of ``model`` (SPEC §1) into the cache.
 
     Args:
-      model: a key of `SOURCES` (``'imagenet'`` or ``'ecoset'``).
+      model: a key of `SOURCES` (``'imagenet'``, ``'alexnet_ecoset'``, ...).
       directory: where to keep it; default ``cache_dir()/downloads``.
 
     Returns:

@@ -22,9 +22,11 @@ from typing import Callable
 
 import jax
 
-from ais_jax.models import vgg16
+from ais_jax.models import alexnet, resnet50, vgg16, vgg19
 
 HEAD_FAMILIES = ("flatten_linear", "gap")
+# The head layer that gives the logits, per family (its bias has one entry per class).
+CLASSIFIER_LAYER = {"flatten_linear": "fc8", "gap": "fc"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,7 @@ def _vgg16_trunk(trunk_params: dict, images: jax.Array) -> jax.Array:
 
 
 def _vgg16_head(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """fc6 -> ReLU -> fc7 -> ReLU (-> fc8) on flattened blocks: VGG-16, VGG-19 and AlexNet."""
     embed, classes = head_params["fc8"]["kernel"].shape
     model = vgg16.VGG16Head(num_classes=classes, embed_dim=embed)
     return model.apply({"params": head_params}, blocks, method=vgg16.VGG16Head.from_blocks)
@@ -71,6 +74,20 @@ ARCHITECTURES: dict[str, Architecture] = {
         name="vgg16", ablated_layer="conv5_3", maps=vgg16.NUM_MAPS,
         head_family="flatten_linear", trunk_apply=_vgg16_trunk, pool=vgg16.pool_blocks,
         head_apply=_vgg16_head, param_shapes=vgg16.param_shapes, random_params=vgg16.random_params),
+    "vgg19": Architecture(
+        name="vgg19", ablated_layer=vgg19.ABLATED_LAYER, maps=vgg19.NUM_MAPS,
+        head_family="flatten_linear", trunk_apply=vgg19.trunk_apply, pool=vgg16.pool_blocks,
+        head_apply=_vgg16_head, param_shapes=vgg19.param_shapes, random_params=vgg19.random_params),
+    "alexnet": Architecture(
+        name="alexnet", ablated_layer=alexnet.ABLATED_LAYER, maps=alexnet.NUM_MAPS,
+        head_family="flatten_linear", trunk_apply=alexnet.trunk_apply, pool=alexnet.pool_blocks,
+        head_apply=_vgg16_head, param_shapes=alexnet.param_shapes,
+        random_params=alexnet.random_params),
+    "resnet50": Architecture(
+        name="resnet50", ablated_layer=resnet50.ABLATED_LAYER, maps=resnet50.NUM_MAPS,
+        head_family="gap", trunk_apply=resnet50.trunk_apply, pool=resnet50.pool_blocks,
+        head_apply=resnet50.head_apply, param_shapes=resnet50.param_shapes,
+        random_params=resnet50.random_params),
 }
 
 

@@ -70,13 +70,18 @@ def pool_blocks(acts: jax.Array) -> jax.Array:
 
 
 class VGG16Trunk(nn.Module):
-    """conv1_1 ... conv5_3 with ReLUs and four max-pools: image -> feature maps."""
+    """conv1_1 ... conv5_3 with ReLUs and four max-pools: image -> feature maps.
+
+    ``layout`` is `TRUNK_LAYOUT`; VGG-19 (`ais_jax.models.vgg19`) passes its own.
+    """
+
+    layout: tuple = TRUNK_LAYOUT
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
         """Args: images ``[n, H, W, 3]`` normalised. Returns acts ``[n, H/16, W/16, 512]``."""
         x = images
-        for layer in TRUNK_LAYOUT:
+        for layer in self.layout:
             if layer == "M":
                 x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
             else:
@@ -136,7 +141,21 @@ def random_params(key: jax.Array, num_classes: int = 1000) -> dict:
     stable scale through the 13 ReLU convolutions, unlike Flax's LeCun default which shrinks them
     by about 2x per layer.
     """
-    shapes = jax.tree_util.tree_flatten_with_path(param_shapes(num_classes))[0]
+    return he_normal_params(key, param_shapes(num_classes))
+
+
+def he_normal_params(key: jax.Array, shapes: dict) -> dict:
+    """Random parameters of the tree ``shapes``: He-normal kernels, biases uniform in [0, 0.01).
+
+    Every other leaf (e.g. BatchNorm's) also gets the small positive bias rule; callers that
+    need something else overwrite those leaves.
+
+    Args:
+      key: the seed.
+      shapes: a nested dict of `jax.ShapeDtypeStruct` (a ``param_shapes`` result).
+    """
+    treedef = jax.tree_util.tree_structure(shapes)
+    shapes = jax.tree_util.tree_flatten_with_path(shapes)[0]
     keys = jax.random.split(key, len(shapes))
     leaves = []
     for (path, shape), k in zip(shapes, keys, strict=True):
@@ -145,5 +164,30 @@ def random_params(key: jax.Array, num_classes: int = 1000) -> dict:
             leaves.append(jax.random.normal(k, shape.shape) * np.sqrt(2.0 / fan_in))
         else:
             leaves.append(jax.random.uniform(k, shape.shape, maxval=0.01))
-    treedef = jax.tree_util.tree_structure(param_shapes(num_classes))
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def numpy_he_normal_params(key: jax.Array, shapes: dict) -> dict:
+    """`he_normal_params`' rules drawn by NumPy from one generator seeded by ``key``.
+
+    Quick for networks of hundreds of tensors (ResNet-50), where `he_normal_params` compiles a
+    random draw per distinct shape; VGG-16 keeps `he_normal_params` so that its random weights
+    (and the demos built on them) stay bit-identical.
+
+    Args:
+      key: the seed (a `jax.random.key`).
+      shapes: a nested dict of `jax.ShapeDtypeStruct` (a ``param_shapes`` result).
+
+    Returns:
+      The tree of float32 NumPy arrays.
+    """
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+
+    def draw(path, shape):
+        if path[-1].key == "kernel":
+            fan_in = int(np.prod(shape.shape[:-1]))
+            return (rng.standard_normal(shape.shape, np.float32) * np.sqrt(2.0 / fan_in)).astype(
+                np.float32)
+        return rng.uniform(0.0, 0.01, shape.shape).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
