@@ -70,15 +70,22 @@ def parse_spec(spec: str) -> TfdsSpec:
     return TfdsSpec(match["name"], match["config"], match["split"] or "train")
 
 
-def build_command(spec: TfdsSpec, data_dir: str | os.PathLike | None) -> str:
-    """The ``tfds build`` command that makes the dataset ``spec`` names."""
+def build_command(spec: TfdsSpec, data_dir: str | os.PathLike | None, *,
+                  tfds_cli: bool = False) -> str:
+    """The command that builds the dataset ``spec`` names: ``python -m experiments.tfds_build``
+    or (``tfds_cli``) TFDS's own ``tfds build``, whose CLI (TFDS 4.9) also needs apache-beam."""
+    where = f" --data_dir={data_dir}" if data_dir is not None else ""
+    plain = spec.name == "ais_plain"
+    manual = "--manual_dir=<" + ("folder of the images and matrix" if plain else
+                                 "the Peterson release") + ">"
+    if not tfds_cli:
+        extra = " --matrix=<matrix file> --kind=similarity|dissimilarity" if plain else ""
+        return f"python -m experiments.tfds_build {spec.name}/{spec.config} {manual}{extra}{where}"
     config = f"--config={spec.config}"
-    if spec.name == "ais_plain":
+    if plain:
         config = ("--config='{\"name\": \"" + spec.config + "\", \"matrix\": \"<matrix file>\", "
                   "\"kind\": \"similarity|dissimilarity\"}'")
-    where = f" --data_dir={data_dir}" if data_dir is not None else ""
-    return (f"tfds build {spec.name} --imports={BUILDERS_MODULE} {config} "
-            f"--manual_dir=<folder of the data>{where}")
+    return f"tfds build {spec.name} --imports={BUILDERS_MODULE} {config} {manual}{where}"
 
 
 def require():
@@ -111,7 +118,8 @@ def _builder_dir(spec: TfdsSpec, root: Path) -> Path:
         found = f" (it holds: {', '.join(built)})" if built else " (it holds no dataset)"
         raise FileNotFoundError(
             f"--data={spec}: no TFDS dataset {spec.name}/{spec.config} in {root}{found}. "
-            f"Build it with:\n  {build_command(spec, root)}\n(docs/tfds.md)")
+            f"Build it with:\n  {build_command(spec, root)}\nor TFDS's own (its CLI also "
+            f"needs apache-beam):\n  {build_command(spec, root, tfds_cli=True)}\n(docs/tfds.md)")
     return versions[-1]
 
 
