@@ -27,15 +27,16 @@ from ais_jax.models.vgg16 import param_shapes
 from ais_jax.study import aim1_demo
 from ais_jax.weights import save_params
 from experiments import aim1 as aim1_cli
+from experiments import aim2 as aim2_cli
 
 REPO = Path(__file__).resolve().parents[1]
 N = 10  # images per dataset
 
 
-def _run_cli(capsys, *args: str) -> tuple[int, str]:
-    """``python -m experiments.aim1 ARGS`` in this process: (exit code, stderr)."""
+def _run_cli(capsys, *args: str, cli=aim1_cli) -> tuple[int, str]:
+    """``python -m experiments.aim1 ARGS`` (or ``cli``) in this process: (exit code, stderr)."""
     try:
-        code = aim1_cli.main(flags.FLAGS(["aim1", *args]))
+        code = cli.main(flags.FLAGS(["aim", *args]))
     finally:
         flags.FLAGS.unparse_flags()
     return code, capsys.readouterr().err
@@ -212,11 +213,13 @@ def test_missing_dataset_says_the_build_command(built, cache, tmp_path, capsys):
     assert ("tfds build peterson_similarity --imports=ais_jax.data.tfds_builders "
             "--config=various --manual_dir=") in message
     out = tmp_path / "out"
-    code, err = _run_cli(capsys, "--data=tfds:peterson_similarity/furniture",
-                         f"--data_dir={built['data_dir']}", f"--out={out}")
-    assert code == 1 and "experiments.tfds_build peterson_similarity/furniture" in _one_error(err)
-    assert "peterson_similarity/animals" in err  # what the data dir holds
-    assert not out.exists()
+    for cli in (aim1_cli, aim2_cli):  # the shared runner: every aim reads --data alike
+        code, err = _run_cli(capsys, "--data=tfds:peterson_similarity/furniture",
+                             f"--data_dir={built['data_dir']}", f"--out={out}", cli=cli)
+        assert code == 1
+        assert "experiments.tfds_build peterson_similarity/furniture" in _one_error(err)
+        assert "peterson_similarity/animals" in err  # what the data dir holds
+        assert not out.exists()
 
 
 @pytest.mark.tfds
