@@ -234,6 +234,12 @@ def test_plain_builder_without_a_matrix_says_how(built, tmp_path):
 
     from ais_jax.data import tfds_builders  # noqa: PLC0415
 
+    # TFDS's `tfds build --config='{json}'` makes the config so: check the command we print.
+    command = tfds_data.build_command(tfds_data.parse_spec("tfds:ais_plain/mine"), None,
+                                      tfds_cli=True)
+    config_json = command.split("--config='")[1].split("'")[0]
+    config = tfds_builders.AisPlain.builder_config_cls(**json.loads(config_json))
+    assert (config.name, config.kind) == ("mine", "similarity|dissimilarity")
     builder = tfds_builders.AisPlain(config="example", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="give the matrix file and its kind"):
         builder.download_and_prepare(
