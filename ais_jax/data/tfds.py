@@ -113,8 +113,8 @@ def _builder_dir(spec: TfdsSpec, root: Path) -> Path:
                            if _VERSION_RE.match(p.name) and (p / "dataset_info.json").is_file()),
                           key=lambda p: tuple(int(x) for x in p.name.split(".")))
     if not versions:
-        built = sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*") if p.is_dir()) \
-            if root.is_dir() else []
+        built = sorted({f"{p.parent.parent.parent.name}/{p.parent.parent.name}"
+                        for p in root.glob("*/*/*/dataset_info.json")}) if root.is_dir() else []
         found = f" (it holds: {', '.join(built)})" if built else " (it holds no dataset)"
         raise FileNotFoundError(
             f"--data={spec}: no TFDS dataset {spec.name}/{spec.config} in {root}{found}. "
