@@ -21,6 +21,9 @@ flags.DEFINE_string("weights", None, "A converted .safetensors file to use inste
                     "cached weights of --model (not with --model=both).")
 flags.DEFINE_string("data_dir", None, "Peterson root (<root>/<category>/images, "
                     ".../sim_judgements) or, with --matrix, a folder of images.")
+flags.DEFINE_string("data", None, "tfds:NAME/CONFIG[:split]: a TFDS dataset (the 'tfds' extra; "
+                    "--data_dir is then TFDS's data dir), e.g. tfds:peterson_similarity/animals. "
+                    "See docs/tfds.md.")
 flags.DEFINE_list("datasets", None, "Peterson categories to run (default: all six).")
 flags.DEFINE_string("matrix", None, "Plain dataset: n x n .npy/.csv/.mat matrix of the images "
                     "in --data_dir, sorted by file name, or an rsatoolbox RDMs .hdf5 "
@@ -42,7 +45,8 @@ flags.DEFINE_integer("demo_images", None, "--demo: number of generated images (d
 DATA_HELP = (
     "--data_dir is required (or run the synthetic demo with --demo). Get the Peterson et al. "
     "(2018) similarity data and lay it out as <root>/<category>/images/*.jpg and "
-    "<root>/<category>/sim_judgements/*.mat, or pass a folder of images with --matrix.")
+    "<root>/<category>/sim_judgements/*.mat, or pass a folder of images with --matrix, or a "
+    "TFDS dataset with --data=tfds:NAME/CONFIG.")
 
 MODEL_NAMES = {"both": ("imagenet", "ecoset"), "ecoset": ("ecoset",), "imagenet": ("imagenet",)}
 
@@ -66,7 +70,7 @@ def study_kwargs(default_out: str) -> dict:
       ais_jax.preflight.UsageError: --out inside or around the data.
       ais_jax.storage.WriteError: --out is a file or not writable.
     """
-    if FLAGS.data_dir is None:
+    if FLAGS.data_dir is None and FLAGS.data is None:
         raise app.UsageError(DATA_HELP)
     out = FLAGS.out or default_out
     # Before anything is loaded: an --out inside the data (its files would be read as images
@@ -76,7 +80,8 @@ def study_kwargs(default_out: str) -> dict:
         out=out, data_dir=FLAGS.data_dir, models=models(),
         datasets=tuple(FLAGS.datasets) if FLAGS.datasets else None, matrix=FLAGS.matrix,
         kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
-        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox)
+        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox,
+        data=FLAGS.data)
 
 
 def report_errors(fn: Callable[[], int | None]) -> int:

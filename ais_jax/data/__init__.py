@@ -2,7 +2,8 @@
 
 Folders of images (`files`), the Peterson et al. (2018) layouts (`datasets`, `release`),
 plain datasets with a matrix file, rsatoolbox RDM files read as human matrices (`rdm_files`),
-preprocessing (`images`) and resizing (`resize`).
+preprocessing (`images`) and resizing (`resize`). TensorFlow Datasets (`tfds`, and the builders
+in `tfds_builders`; the optional ``tfds`` extra) are never imported from here.
 
 May import: `ais_jax.storage` only (and the standard scientific stack). Nothing in the
 pipeline below it.

@@ -31,6 +31,8 @@ class StudyConfig:
         guessed; a dissimilarity matrix is converted by a sign flip), except for an
         rsatoolbox file, which says it holds dissimilarities; the Peterson layout holds
         similarities, so it needs none.
+      data: ``tfds:NAME/CONFIG[:split]``, a TFDS dataset (`ais_jax.data.tfds`; ``data_dir``
+        is then TFDS's data dir, None for its default) instead of a folder.
       name: plain layout only: the dataset's name (default: the folder's name).
       symmetrize: average the matrix with its transpose (default: use the upper triangle).
       image_size: shorter side of the network input.
@@ -42,7 +44,7 @@ class StudyConfig:
     """
 
     out: str
-    data_dir: str
+    data_dir: str | None
     models: tuple[tuple[str, str], ...]
     datasets: tuple[str, ...] | None = None
     matrix: str | None = None
@@ -54,6 +56,7 @@ class StudyConfig:
     chunk_maps: int | None = None
     preamble: str = ""
     rsatoolbox: bool = False
+    data: str | None = None
 
     def validate(self) -> None:
         """Raises ValueError naming the flag when a setting is unusable.

@@ -59,10 +59,12 @@ def load_datasets(config: StudyConfig) -> list[tuple[str, ds_lib.Dataset]]:
       ValueError: a bad matrix (size, NaN), an unreadable image, too few images or images of
         different aspect ratios, naming the file.
     """
-    root = Path(config.data_dir).expanduser()
-    if not root.is_dir():
+    root = Path(config.data_dir).expanduser() if config.data is None else None
+    if config.data is not None:  # tfds:NAME/CONFIG[:split]: TensorFlow is imported only there
+        found = [_tfds_dataset(config)]
+    elif not root.is_dir():
         raise FileNotFoundError(f"data directory {root} does not exist.\n{layout_help(root)}")
-    if config.matrix is not None:
+    elif config.matrix is not None:
         if config.datasets:
             raise ValueError("--datasets selects Peterson categories; it cannot be combined "
                              "with --matrix (a plain dataset)")
@@ -95,6 +97,17 @@ def load_datasets(config: StudyConfig) -> list[tuple[str, ds_lib.Dataset]]:
             raise ValueError(f"{p1}: resized to {s1} (H, W) but {p0} to {s0}; the images of a "
                              "dataset must share one aspect ratio (crop them first)")
     return found
+
+
+def _tfds_dataset(config: StudyConfig) -> tuple[str, ds_lib.Dataset]:
+    """``config.data``'s TFDS dataset (``data_dir``: TFDS's data dir); see docs/tfds.md."""
+    from ais_jax.data import tfds  # noqa: PLC0415 (the optional 'tfds' extra)
+
+    if config.matrix is not None or config.kind is not None or config.datasets:
+        raise ValueError(f"--data={config.data} carries its matrix and kind: it cannot be "
+                         "combined with --matrix, --kind or --datasets")
+    return tfds.load_tfds(config.data, config.data_dir, symmetrize=config.symmetrize,
+                          name=config.name)
 
 
 def load_models(config: StudyConfig) -> list[LoadedModel]:
