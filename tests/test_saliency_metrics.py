@@ -67,8 +67,9 @@ def test_metrics_undefined_cases_are_nan():
     heat[0] = 0.0  # an all-zero heatmap (no positive AIS)
     assert np.isnan(compare.cc(heat, sal)[0]) and np.isfinite(compare.cc(heat, sal)[1])
     assert np.isnan(compare.sim(heat, sal)[0]) and np.isnan(compare.kld(heat, sal)[0])
-    heat[1, 0, 0] = -1.0  # not a distribution
-    assert np.isnan(compare.kld(heat, sal)[1])
+    heat[1, 0, 0] = -1.0  # not a distribution: KLD shifts it to a minimum of 0, and says so
+    assert compare.kld(heat, sal)[1] == pytest.approx(_ref_kld(heat[1] + 1.0, sal[1]), abs=1e-12)
+    assert list(compare.kld_shifted(heat, sal)) == [False, True]
     assert np.isnan(compare.sim(heat, sal, min_max=False)[1])
     assert np.isfinite(compare.sim(heat, sal)[1])
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ais_jax.explain.saliency import load_saliency_maps
+from ais_jax.explain.saliency import FORMATS_HELP, load_saliency_maps, other_formats
 
 _SHOWN = 10
 
@@ -72,7 +72,9 @@ def match_saliency(
             try:
                 load_saliency_maps(folder, [image_id], [shape])
             except FileNotFoundError:
-                missing.append(str(image_id))
+                others = other_formats(folder, Path(str(image_id)).stem)
+                missing.append(str(image_id) + (f" (found {', '.join(others)}: a format not "
+                                                "read)" if others else ""))
             except ValueError as e:
                 bad.append(f"{image_id}: {e}")
         if not missing and not bad:  # a problem of the whole list (two ids share a stem)
@@ -80,7 +82,7 @@ def match_saliency(
         parts = []
         if missing:
             parts.append(f"no saliency map for {len(missing)} of {len(image_ids)} image(s): "
-                         f"{_listing(missing)}")
+                         f"{_listing(missing)} ({FORMATS_HELP})")
         if bad:
             parts.append(f"{len(bad)} unusable map(s): {_listing(bad)}")
         message = f"{folder}: " + "; ".join(parts) + f". Make the maps with: {command}"
