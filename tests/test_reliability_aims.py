@@ -27,7 +27,7 @@ import pytest
 from absl import flags
 from aim1_fixtures import SMALL_DEMO, small_demo_run
 
-from ais_jax import preflight, storage
+from ais_jax import preflight, resume, storage
 from ais_jax.explain import compare, saliency
 from ais_jax.study import aim1_demo, aim2, aim2_demo, aim3, aim3_demo
 from experiments import aim1 as aim1_cli
@@ -158,13 +158,13 @@ def test_aim3_command_line_refuses_by_name(env, tmp_path):
         ["--demo_images=9", *common, f"--saliency_dir={sal}", f"--out={out}"],
         cache=result["cache"])
     expect = [
-        (1, ["--saliency_dir", f"{images} is the image folder of dataset synthetic"]),
-        (1, ["--saliency_dir", "holds the images of dataset synthetic themselves",
+        (1, ["--saliency_dir", f"{images} is the image folder of dataset images"]),
+        (1, ["--saliency_dir", "holds the images of dataset images themselves",
              f"{len(stems)} file(s)"]),
         (1, [f"{stems[0]}.npy", "cannot read a saliency map (.npy)", "an empty file"]),
         (1, [f"{stems[0]}.npy", "looks like a zip archive (a NumPy .npz?)"]),
         (1, [f"{stems[0]}.npy", "looks like HTML"]),
-        (1, [f"{stems[1]} (found {stems[1]}.jpg: a format not read)", "<image stem>.npy",
+        (1, [f"{stems[1]}.png (found {stems[1]}.jpg: a format not read)", "<image stem>.npy",
              "<image stem>.png (greyscale"]),
         (1, ["--mismatch_seed must be a non-negative integer", "-1"]),
         (1, [f"--aim2_dir={tmp_path / 'nope'}: no such folder"]),
@@ -227,12 +227,11 @@ def test_reruns_leave_no_stale_per_item_files(env, tmp_path):
     aim2.run_aim2(dataclass_replace(cfg2, matrix=str(tmp_path / "corrected.npy"),
                                     full_maps="examples", overlays=3))
     assert len(list((item / "overlays").iterdir())) == 3
-    assert len(list((item / "heatmaps_full").iterdir())) == 1  # one model: examples of it
+    assert len(list((item / "heatmaps_full").iterdir())) == 3  # Figure 2's 3 examples only
     assert not (out2 / "figure2_gone_dataset.png").exists()
     assert not (out2 / "match_gone_dataset.csv").exists()
-    record = json.loads((item / "aim2.json").read_text())
-    assert record["heatmap_inputs"]["matrix_sha256"] != json.loads(
-        (out / "run.json").read_text())["datasets"]["synthetic"]["fingerprint"]
+    record = json.loads((item / "aim2.json").read_text())  # the inputs Aim 3 will compare
+    assert record["heatmap_inputs"]["matrix_sha256"] == resume.digest(matrix)
 
     # Class 4: one aim into the other's --out is refused before anything is written.
     with pytest.raises(preflight.UsageError, match=r"holds the results of aim2.*aim3 would"):
