@@ -48,7 +48,8 @@ def match_saliency(
       data_dir: the image folder, only to print the command that makes the maps.
 
     Returns:
-      ``[H_i, W_i]`` float32 maps, in ``image_ids`` order.
+      ``[H_i, W_i]`` maps in their stored precision (float64 stays float64), in ``image_ids``
+      order.
 
     Raises:
       FileNotFoundError: the folder or some maps are missing (every missing id is named).
