@@ -384,3 +384,11 @@ def test_saliency_decodes_every_image_before_writing_a_map(tmp_path):
     with pytest.raises(ValueError, match=rf"{last.name}: cannot read image"):
         saliency.write_saliency_maps(images, out, {}, weights_sha256="x", progress=False)
     assert not out.exists()
+    # The command line decodes them before it even reads the weights (none are converted here).
+    proc = subprocess.run([sys.executable, "-m", "experiments.saliency", f"--data_dir={images}",
+                           f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu",
+                               storage.CACHE_ENV: str(tmp_path / "empty_cache")})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    _one_error(proc.stderr, f"{last}: cannot read image")
+    assert "weights_convert" not in proc.stderr and not out.exists()

@@ -191,6 +191,18 @@ def image_paths(data_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def image_shapes(paths: Sequence[Path]) -> dict[str, tuple[int, int]]:
+    """Decodes every image in full (a truncated or damaged one fails here, by name).
+
+    Returns:
+      ``{stem: (H, W)}`` as stored (no EXIF rotation).
+
+    Raises:
+      FileNotFoundError, ValueError: an image that cannot be read, naming it.
+    """
+    return {p.stem: np.asarray(image_io.open_rgb(p)).shape[:2] for p in paths}
+
+
 def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes (keys the saliency resume and Aim 3's check of the images)."""
     digest = hashlib.sha256()
@@ -255,10 +267,8 @@ def write_saliency_maps(
     paths = image_paths(data_dir)
     out = Path(out).expanduser()
     ids = [p.stem for p in paths]
-    shapes, hashes = {}, {}
-    for p in paths:  # every image decoded before any map is written: a truncated one fails now
-        shapes[p.stem] = np.asarray(image_io.open_rgb(p)).shape[:2]  # (H, W) as stored
-        hashes[p.stem] = file_sha256(p)
+    shapes = image_shapes(paths)  # every image decoded before any map is written
+    hashes = {p.stem: file_sha256(p) for p in paths}
     made_by = {"weights_sha256": weights_sha256, "saliency_version": SALIENCY_VERSION}
     previous_hashes = {}
     if (out / MANIFEST).is_file():
