@@ -18,11 +18,14 @@ status != 0, never in a traceback or in a run that silently used defaults.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+import numpy as np
 
 from ais_jax import storage
 
@@ -52,6 +55,30 @@ def refuse_leftovers(argv: Sequence[str]) -> None:
             f"argument{'s' if len(leftovers) > 1 else ''} not understood: "
             f"{' '.join(repr(a) for a in leftovers)} (flags are written --name=value; a "
             "boolean is --name or --noname; all flags: --helpshort)")
+
+
+def refuse_unused_flags(given: Sequence[str], uses: Sequence[str], *, demo: bool) -> None:
+    """Flags given on the command line that a run does not use are refused, not ignored.
+
+    Args:
+      given: the flags the user gave (absl's ``FLAGS[name].present``), without ``--``.
+      uses: the flags a ``--demo`` run uses (the demo makes its own data and networks).
+      demo: whether ``--demo`` is on. With it, every given flag but ``demo`` and ``uses`` is
+        refused; without it, every given ``demo_*`` flag.
+
+    Raises:
+      UsageError: naming each such flag.
+    """
+    if demo:
+        unused = [n for n in given if n not in {"demo", *uses}]
+        why = ("the demo makes its own data and networks; it uses only "
+               + ", ".join(f"--{n}" for n in uses))
+    else:
+        unused = [n for n in given if n.startswith("demo_")]
+        why = "they apply to --demo only"
+    if unused:
+        raise UsageError(f"{' '.join('--' + n for n in unused)}: not used by this run ({why}); "
+                         f"remove {'it' if len(unused) == 1 else 'them'}")
 
 
 def int_list(values: Iterable[str] | str | None, flag: str, *, minimum: int | None = None
@@ -223,6 +250,144 @@ def error_message(e: BaseException) -> str:
         # The OS's own "[Errno 2] No such file or directory: 'x'" reads better as "x: reason".
         text = f"{e.filename}: {e.strerror}"
     return text or type(e).__name__
+
+
+# What a file is, from its first bytes (for messages about a file that cannot be parsed).
+_STARTS = (
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"PK\x03\x04", "a zip archive (a NumPy .npz?)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"MATLAB", "a MATLAB .mat file"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x80", "a Python pickle"),
+)
+
+
+def describe_file(path: str | os.PathLike) -> str:
+    """What a file looks like, judged from its first bytes: ``'an empty file'``, ``'a JPEG
+    image'``, ``'a zip archive (a NumPy .npz?)'``, ``'JSON text'``, ``'HTML'``, ``'text'``, ...
+
+    For messages about a user's file that cannot be parsed; never raises.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "a WebP image"
+    for magic, kind in _STARTS:
+        if head.startswith(magic):
+            return kind
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text:
+        return "HTML"
+    if text.startswith((b"{", b"[")):
+        return "JSON text"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the end of the sample
+            return "binary data of an unknown format"
+    return "text"
+
+
+T = TypeVar("T")
+
+
+def read_user_file(path: str | os.PathLike, what: str, reader: Callable[[Path], T]) -> T:
+    """``reader(path)``, with any failure to parse the file as one ValueError naming it.
+
+    Args:
+      path: a file the user gave (a saliency map, a manifest, an Aim 2 array, ...).
+      what: what it should be, for the message, e.g. ``'a saliency map (.npy)'``.
+      reader: parses the file; raises on a file it cannot parse.
+
+    Raises:
+      FileNotFoundError: the file does not exist.
+      ValueError: ``<path>: cannot read <what>: it looks like <kind> (<reason>)``; a ValueError
+        of ``reader`` that already names the file is passed on as it is.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        return reader(path)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # any failure to parse a user file is bad input
+        if isinstance(e, ValueError) and str(e).startswith(str(path)):
+            raise
+        reason = str(e).strip() or type(e).__name__
+        raise ValueError(f"{path}: cannot read {what}: it looks like {describe_file(path)} "
+                         f"({type(e).__name__}: {reason})") from e
+
+
+def _one_array(path: Path) -> Any:
+    array = np.load(path, allow_pickle=False)
+    if not isinstance(array, np.ndarray):  # np.load gives an NpzFile for a zip archive
+        array.close()
+        raise ValueError("a NumPy .npz archive, not one array: save it with numpy.save")
+    return array
+
+
+def read_npy(path: str | os.PathLike, what: str) -> Any:
+    """A user's ``.npy`` array (no pickles), any parse failure naming the file.
+
+    Raises:
+      ValueError: ``<path>: cannot read <what>: it looks like <kind> (...)``, e.g. for an
+        empty file, or an ``.npz`` archive named ``.npy``.
+    """
+    return read_user_file(path, what, _one_array)
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """A user's JSON file (a manifest, a run record), any parse failure naming the file."""
+    return read_user_file(path, what, lambda p: json.loads(p.read_text()))
+
+
+def recorded_aim(out: str | os.PathLike) -> str | None:
+    """Which aim wrote the results in ``out`` (its ``run.json``), or None if none did.
+
+    ``run.json`` names it (``"aim"``); older ones are recognised by their aim's version entry.
+    """
+    path = Path(out).expanduser() / "run.json"
+    if not path.is_file():
+        return None
+    run = read_json(path, "a run record (run.json)")
+    if not isinstance(run, dict):
+        raise ValueError(f"{path}: not a run record (a JSON object expected)")
+    if isinstance(run.get("aim"), str):
+        return run["aim"]
+    versions = run.get("versions") or {}
+    for key, aim in (("fold_format_version", "aim1"), ("aim2_format_version", "aim2"),
+                     ("aim3_record_version", "aim3")):
+        if key in versions:
+            return aim
+    return "an unknown command"
+
+
+def check_aim_folder(out: str | os.PathLike, aim: str, *, flag: str = "--out") -> None:
+    """Refuses an output folder that holds another aim's results (its ``run.json`` says so).
+
+    Two aims in one folder would overwrite each other's ``run.json``, ``summary.md`` and
+    per-item files, and a resume of one would keep the other's files.
+
+    Raises:
+      UsageError: naming the folder, the aim found there and the aim about to run.
+    """
+    found = recorded_aim(out)
+    if found is not None and found != aim:
+        raise UsageError(f"{flag}={out} holds the results of {found} (its run.json says so); "
+                         f"{aim} would overwrite them: give {aim} an --out of its own")
 
 
 # Failures that mean bad input or a failed read/write, each with a message naming the flag or

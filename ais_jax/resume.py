@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,38 @@ def write_record(path: str | Path, record: dict, key: str) -> dict:
     record = {**record, "run_key": key}
     storage.write_json(path, record)
     return record
+
+
+def remove_tree(folder: str | Path) -> None:
+    """Removes a folder of per-item outputs an earlier run wrote (nothing if absent).
+
+    Used before a unit writes its per-item files anew, so that none of the earlier run's
+    (other images, other settings) stays beside the new ones looking current.
+    """
+    folder = Path(folder)
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder)
+    elif folder.exists() or folder.is_symlink():
+        folder.unlink()
+
+
+def prune(folder: str | Path, keep: set[str], *, patterns: tuple[str, ...] = ("*",)) -> list[str]:
+    """Deletes the files of ``folder`` matching ``patterns`` whose names are not in ``keep``.
+
+    The outputs a run produces are exactly ``keep``; what an earlier run left (an image no longer
+    in the dataset, an example no longer chosen, a dataset no longer run) goes.
+
+    Returns:
+      The names removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = sorted({p.name for pattern in patterns for p in folder.glob(pattern)
+                      if p.is_file() and p.name not in keep})
+    for name in removed:
+        (folder / name).unlink()
+    if removed:
+        log.info("%s: removed %d file(s) of an earlier run: %s", folder, len(removed),
+                 ", ".join(removed[:5]))
+    return removed

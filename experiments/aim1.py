@@ -38,6 +38,12 @@ flags.DEFINE_list("methods", ["greedy"], "Selection methods on the same folds: g
                   "paper's, always included), softmask, reweight. --demo default: all three.")
 
 DEMO_IMAGES = 60
+OWN = ("folds", "seeds", "score", "demo_planted", "methods")
+
+
+def _present(name: str, default):
+    """A flag's value if the user gave it, else the demo's own ``default``."""
+    return FLAGS[name].value if FLAGS[name].present else default
 
 
 def _config() -> aim1.Aim1Config:
@@ -48,13 +54,19 @@ def _config() -> aim1.Aim1Config:
 
 
 def _run() -> int:
-    if FLAGS.demo:
+    cli.demo_flags(("out", "batch_size", "demo_images", "rsatoolbox", *OWN), OWN)
+    if FLAGS.demo:  # --score, --rsatoolbox, --folds, --seeds, --methods as given
         preflight.check_positive(FLAGS.batch_size, "--batch_size")
+        n_images, demo = FLAGS.demo_images or DEMO_IMAGES, aim1_demo.DemoConfig
+        folds = _present("folds", demo.folds)
+        preflight.check_folds(n_images, folds)
+        methods = compare.check_methods(tuple(_present("methods", compare.METHODS)))
         out = preflight.check_out_dir(FLAGS.out or "results/demo")
         result = aim1_demo.run_demo(aim1_demo.DemoConfig(
-            out=str(out), n_images=FLAGS.demo_images or DEMO_IMAGES,
-            planted=FLAGS.demo_planted, batch_size=FLAGS.batch_size,
-            methods=tuple(FLAGS.methods) if FLAGS["methods"].present else compare.METHODS))
+            out=str(out), n_images=n_images, planted=FLAGS.demo_planted,
+            batch_size=FLAGS.batch_size, methods=methods, folds=folds,
+            seeds=preflight.int_list(_present("seeds", demo.seeds), "--seeds"),
+            score=FLAGS.score, rsatoolbox=FLAGS.rsatoolbox))
         print(result["text"])
     else:
         result = aim1.run_aim1(_config())

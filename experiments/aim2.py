@@ -50,13 +50,22 @@ def _config() -> aim2.Aim2Config:
         image_weight=FLAGS.image_weight)
 
 
+OWN = ("overlays", "full_maps", "full_dtype", "examples", "colormap", "image_weight")
+
+
 def _run() -> int:
-    if FLAGS.demo:
+    cli.demo_flags(("out", "batch_size", "demo_images", "rsatoolbox", "chunk_maps", *OWN), OWN)
+    if FLAGS.demo:  # Aim 2's own flags, --rsatoolbox and --chunk_maps as given
         kwargs = {"n_images": FLAGS.demo_images} if FLAGS.demo_images else {}
         preflight.check_positive(FLAGS.batch_size, "--batch_size")
         out = preflight.check_out_dir(FLAGS.out or "results/demo_aim2")
-        result = aim2_demo.run_demo(aim2_demo.DemoConfig(
-            out=str(out), batch_size=FLAGS.batch_size, **kwargs))
+        demo = aim2_demo.DemoConfig(
+            out=str(out), batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps,
+            rsatoolbox=FLAGS.rsatoolbox, **kwargs, settings=dict(
+                overlays=_overlays(), full_maps=FLAGS.full_maps, full_dtype=FLAGS.full_dtype,
+                examples=FLAGS.examples, colormap=FLAGS.colormap,
+                image_weight=FLAGS.image_weight))
+        result = aim2_demo.run_demo(demo)
         print(result["text"])
     else:
         result = aim2.run_aim2(_config())

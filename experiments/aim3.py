@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from ais_jax import preflight
 from ais_jax.explain import baselines, compare
 from ais_jax.study import aim3, aim3_demo
 from experiments import cli
@@ -53,10 +54,17 @@ def _extras() -> dict:
                 per_image_figures=FLAGS.per_image_figures)
 
 
+SETTINGS = ("percents", "centre_sd", "mismatch_seed", "examples", "per_image_figures")
+
+
 def _run() -> int:
-    if FLAGS.demo:
+    cli.demo_flags(("out", "batch_size", "demo_images", "rsatoolbox", "chunk_maps", *SETTINGS),
+                   (*SETTINGS, "saliency_dir", "aim2_dir"))
+    if FLAGS.demo:  # the comparison settings, --rsatoolbox and --chunk_maps as given
+        out = preflight.check_out_dir(FLAGS.out or "results/aim3_demo")
         result = aim3_demo.run_demo(aim3_demo.Aim3DemoConfig(
-            out=FLAGS.out or "results/aim3_demo", batch_size=FLAGS.batch_size,
+            out=str(out), batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps,
+            rsatoolbox=FLAGS.rsatoolbox,
             **({"n_images": FLAGS.demo_images} if FLAGS.demo_images else {}), **_extras()))
     else:
         result = aim3.run_aim3(aim3.Aim3Config(

@@ -7,7 +7,7 @@ shared part of their config with `study_kwargs`. Each entry point defines only i
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from absl import app, flags
 
@@ -82,6 +82,13 @@ def study_kwargs(default_out: str) -> dict:
         kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
         batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox,
         data=FLAGS.data)
+
+
+def demo_flags(uses: Sequence[str], own: Sequence[str] = ()) -> None:
+    """Refuses the shared and ``own`` flags the user gave that this run does not use
+    (`ais_jax.preflight.refuse_unused_flags`; with --demo, all but ``uses``)."""
+    names = [f.name for f in FLAGS.get_flags_for_module(__name__)] + list(own)
+    preflight.refuse_unused_flags([n for n in names if FLAGS[n].present], uses, demo=FLAGS.demo)
 
 
 def report_errors(fn: Callable[[], int | None]) -> int:

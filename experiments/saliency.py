@@ -26,8 +26,8 @@ flags.mark_flags_as_required(["data_dir", "out"])
 
 def main(argv: list[str]) -> int:
     preflight.refuse_leftovers(argv)
-    # Every check that the inputs allow, before the weights are read.
-    saliency.image_paths(_DATA_DIR.value)
+    # Every check that the inputs allow, before the weights are read: every image decoded.
+    saliency.image_shapes(saliency.image_paths(_DATA_DIR.value))
     out = preflight.check_out_dir(_OUT.value, data=[_DATA_DIR.value])
     params, meta = saliency.load_transalnet(_WEIGHTS.value)
     run = saliency.write_saliency_maps(

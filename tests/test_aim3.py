@@ -2,11 +2,13 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 from aim1_fixtures import SMALL_DEMO, small_demo_run
 
@@ -14,20 +16,19 @@ from ais_jax import storage
 from ais_jax.explain import heatmaps as hm
 from ais_jax.explain import saliency
 from ais_jax.report import aim3_figures
-from ais_jax.study import aim3, aim3_demo
-from ais_jax.study.inputs import load_datasets, load_models
-from ais_jax.study.item import StudyItem
+from ais_jax.study import aim2, aim3, aim3_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(result: dict, out: Path, sal_dir: Path, **kw) -> aim3.Aim3Config:
     data = Path(result["out"]) / "demo_data"
-    return aim3.Aim3Config(
-        out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
-        kind="similarity", name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
-        image_size=SMALL_DEMO["image_size"], batch_size=SMALL_DEMO["batch_size"],
-        saliency_dir=str(sal_dir), examples=3, **kw)
+    return aim3.Aim3Config(**{
+        "out": str(out), "data_dir": str(data / "images"),
+        "matrix": str(data / "similarity.npy"), "kind": "similarity", "name": "synthetic",
+        "models": (("synthetic", str(result["checkpoint"])),),
+        "image_size": SMALL_DEMO["image_size"], "batch_size": SMALL_DEMO["batch_size"],
+        "saliency_dir": str(sal_dir), "examples": 3, **kw})
 
 
 def _write_saliency(result: dict, folder: Path) -> list[str]:
@@ -81,33 +82,66 @@ def test_run_writes_tables_figures_and_resumes(demo_env, tmp_path):
                                   first["rows"][0]["results"]["ais"]["rr_10"])
 
 
-def test_reads_aim2_heatmaps_and_checks_their_images(demo_env, tmp_path):
+def _aim2_run(result: dict, out: Path) -> dict:
+    """A real Aim 2 run on the small demo's data and network (caches hit: cheap)."""
+    data = Path(result["out"]) / "demo_data"
+    return aim2.run_aim2(aim2.Aim2Config(
+        out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
+        kind="similarity", name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
+        image_size=SMALL_DEMO["image_size"], batch_size=SMALL_DEMO["batch_size"], overlays=0,
+        full_maps="none"))
+
+
+def test_reuses_aim2_heatmaps_only_from_the_same_inputs(demo_env, tmp_path):
+    """Class 1 of #22: Aim 2's record names every input of its heatmaps; Aim 3 reuses them only
+    when all are the same, refuses (naming what differs) otherwise, and a --aim2_dir that does
+    not exist or is not an Aim 2 run is an error."""
     result, sal_dir, stems = demo_env
+    aim2_out = tmp_path / "aim2"
+    _aim2_run(result, aim2_out)
     computed = aim3.run_aim3(_config(result, tmp_path / "a", sal_dir))
-    # An Aim 2 folder holding exactly these heatmaps, scaled: RR is rank-based, so unchanged.
-    aim2_item = tmp_path / "aim2" / "synthetic" / "synthetic"
-    config = _config(result, tmp_path / "b", sal_dir, aim2_dir=str(tmp_path / "aim2"))
-    maps = computed["rows"][0]
-    assert maps["heatmaps"] == "computed"
-    datasets = load_datasets(config)
-    item = StudyItem(load_models(config)[0], *datasets[0], config)
-    heat = hm.heatmaps_for_item(item)
-    storage.write_npy(aim2_item / hm.AIS_FILE, heat.ais)
-    storage.write_npy(aim2_item / hm.GRID_FILE, 3.0 * heat.grid)
-    storage.write_json(aim2_item / hm.IDS_FILE, {"image_ids": list(heat.image_ids),
-                                                 "sizes": [list(s) for s in heat.sizes],
-                                                 "undefined": heat.undefined_ids})
-    reused = aim3.run_aim3(config)
+    assert computed["rows"][0]["heatmaps"] == "computed"
+    reused = aim3.run_aim3(_config(result, tmp_path / "b", sal_dir, aim2_dir=str(aim2_out)))
     assert reused["rows"][0]["heatmaps"] == "aim2"
-    for p in (5, 10, 15):
-        np.testing.assert_array_equal(reused["rows"][0]["results"]["ais"][f"rr_{p}"],
-                                      maps["results"]["ais"][f"rr_{p}"])
-    ids = json.loads((aim2_item / hm.IDS_FILE).read_text())
-    ids["image_ids"] = ids["image_ids"][::-1]
-    storage.write_json(aim2_item / hm.IDS_FILE, ids)
-    with pytest.raises(ValueError, match="other images"):
-        aim3.run_aim3(_config(result, tmp_path / "c", sal_dir, aim2_dir=str(tmp_path / "aim2")))
+    for key in ("rr_5", "rr_10", "cc", "kld"):
+        np.testing.assert_array_equal(reused["rows"][0]["results"]["ais"][key],
+                                      computed["rows"][0]["results"]["ais"][key])
+
+    data = Path(result["out"]) / "demo_data"
+    # Same file names, other bytes: one image re-saved with one pixel changed.
+    images = tmp_path / "images"
+    shutil.copytree(data / "images", images)
+    first = sorted(images.iterdir())[0]
+    pixels = np.asarray(saliency.image_io.open_rgb(first)).copy()
+    pixels[0, 0] ^= 1
+    PIL.Image.fromarray(pixels).save(first)
+    with pytest.raises(ValueError, match=r"other inputs.*the images \(names and bytes\)") as e:
+        aim3.run_aim3(_config(result, tmp_path / "c", sal_dir, aim2_dir=str(aim2_out),
+                              data_dir=str(images)))
+    assert "human matrix" not in str(e.value) and "--aim2_dir" in str(e.value)
+    # Same images, another matrix (every per-image AIS depends on it); then --symmetrize.
+    matrix = np.load(data / "similarity.npy")
+    matrix[0, 1] = matrix[1, 0] = matrix[0, 1] + 0.01
+    np.save(tmp_path / "other.npy", matrix)
+    with pytest.raises(ValueError, match=r"the human matrix \(after --kind and --symmetrize\)"):
+        aim3.run_aim3(_config(result, tmp_path / "c", sal_dir, aim2_dir=str(aim2_out),
+                              matrix=str(tmp_path / "other.npy")))
+    asym = np.load(data / "similarity.npy")
+    asym[0, 1] += 0.02
+    np.save(tmp_path / "asym.npy", asym)
+    with pytest.raises(ValueError, match=r"--symmetrize \(False there, True now\)"):
+        aim3.run_aim3(_config(result, tmp_path / "c", sal_dir, aim2_dir=str(aim2_out),
+                              matrix=str(tmp_path / "asym.npy"), symmetrize=True))
+    # No such folder; a folder that is not an Aim 2 run (Aim 3's own results).
+    with pytest.raises(FileNotFoundError, match=r"--aim2_dir=.*gone: no such folder"):
+        aim3.run_aim3(_config(result, tmp_path / "c", sal_dir, aim2_dir=str(tmp_path / "gone")))
+    with pytest.raises(ValueError, match=r"--aim2_dir=.*holds the results of aim3, not an Aim 2"):
+        aim3.run_aim3(_config(result, tmp_path / "c", sal_dir, aim2_dir=str(tmp_path / "a")))
     assert not (tmp_path / "c").exists()
+    # Heatmaps without their record (an unfinished or older Aim 2) cannot be checked: refused.
+    (aim2_out / "synthetic" / "synthetic" / "aim2.json").unlink()
+    with pytest.raises(ValueError, match="without their record"):
+        aim3.run_aim3(_config(result, tmp_path / "c", sal_dir, aim2_dir=str(aim2_out)))
 
 
 def test_missing_or_swapped_maps_fail_before_writing(demo_env, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from ais_jax.data.resize import resize_bilinear
+from ais_jax.data.resize import interpolation_matrix, resize_bilinear
 from ais_jax.explain import baselines, compare
 
 EPS = 2.2204e-16
@@ -67,8 +67,9 @@ def test_metrics_undefined_cases_are_nan():
     heat[0] = 0.0  # an all-zero heatmap (no positive AIS)
     assert np.isnan(compare.cc(heat, sal)[0]) and np.isfinite(compare.cc(heat, sal)[1])
     assert np.isnan(compare.sim(heat, sal)[0]) and np.isnan(compare.kld(heat, sal)[0])
-    heat[1, 0, 0] = -1.0  # not a distribution
-    assert np.isnan(compare.kld(heat, sal)[1])
+    heat[1, 0, 0] = -1.0  # not a distribution: KLD shifts it to a minimum of 0, and says so
+    assert compare.kld(heat, sal)[1] == pytest.approx(_ref_kld(heat[1] + 1.0, sal[1]), abs=1e-12)
+    assert list(compare.kld_shifted(heat, sal)) == [False, True]
     assert np.isnan(compare.sim(heat, sal, min_max=False)[1])
     assert np.isfinite(compare.sim(heat, sal)[1])
 
@@ -120,8 +121,17 @@ def test_mismatched_saliency_resized_to_own_hw():
     partner = np.array([1, 2, 0])
     out = baselines.mismatched_saliency(sal, partner)
     assert [m.shape for m in out] == [(30, 50), (50, 30), (30, 50)]
-    np.testing.assert_array_equal(out[0], np.asarray(resize_bilinear(sal[1], (30, 50))))
-    np.testing.assert_array_equal(out[2], sal[0].astype(np.float32))
+    # float64 maps stay float64: resized with the same OpenCV weights in float64 (the float32
+    # kernel agrees to float32 rounding), and a map of the right shape is used as given.
+    assert all(m.dtype == np.float64 for m in out)
+    rows = interpolation_matrix(50, 30).astype(np.float64)
+    cols = interpolation_matrix(30, 50).astype(np.float64)
+    np.testing.assert_allclose(out[0], rows @ sal[1] @ cols.T, rtol=1e-14)
+    np.testing.assert_allclose(out[0], np.asarray(resize_bilinear(sal[1], (30, 50))), atol=1e-6)
+    np.testing.assert_array_equal(out[2], sal[0])
+    out32 = baselines.mismatched_saliency([m.astype(np.float32) for m in sal], partner)
+    np.testing.assert_array_equal(out32[0], np.asarray(resize_bilinear(sal[1].astype(np.float32),
+                                                                      (30, 50))))
 
 
 def test_paired_test_handles_inf_and_nan():

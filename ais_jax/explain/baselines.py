@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import scipy.stats
 
-from ais_jax.data.resize import resize_bilinear
+from ais_jax.data.resize import interpolation_matrix, resize_bilinear
 
 # SD of the centre-bias Gaussian, as a fraction of the image's shorter side.
 CENTRE_BIAS_SD = 0.25
@@ -78,16 +78,24 @@ def mismatched_saliency(saliency: Sequence[np.ndarray], partner: np.ndarray) -> 
       partner: ``[n]`` from `mismatched_pairs`.
 
     Returns:
-      ``n`` float32 maps, the i-th of shape ``saliency[i].shape``.
+      ``n`` maps, the i-th of shape ``saliency[i].shape``, in the partner's precision: a map of
+      the same shape as it is; a resized float64 map in float64 (the same OpenCV weights,
+      applied with NumPy), any other through the float32 resize kernel.
     """
     partner = np.asarray(partner)
     if partner.shape != (len(saliency),):
         raise ValueError(f"partner has shape {partner.shape}, expected ({len(saliency)},)")
     out = []
     for i, j in enumerate(partner):
-        src, shape = saliency[int(j)], np.shape(saliency[i])
-        out.append(np.asarray(src, np.float32) if np.shape(src) == shape
-                   else np.asarray(resize_bilinear(src, shape)))
+        src, shape = np.asarray(saliency[int(j)]), np.shape(saliency[i])
+        if src.shape == shape:
+            out.append(src)
+        elif src.dtype == np.float64:  # never rounded to float32 on the way
+            rows = interpolation_matrix(src.shape[0], shape[0]).astype(np.float64)
+            cols = interpolation_matrix(src.shape[1], shape[1]).astype(np.float64)
+            out.append(rows @ src @ cols.T)
+        else:
+            out.append(np.asarray(resize_bilinear(src, shape)))
     return out
 
 

@@ -3,6 +3,8 @@
 Every function takes a stack of maps of one size, ``[n, H, W]`` (a single ``[H, W]`` map is
 accepted as ``n = 1``), and returns one value per image; everything is computed in float64 with
 NumPy. `compare_maps` runs them all over maps of mixed sizes, grouping images of one size.
+A map is used in the precision it is given in (float64 saliency maps are never rounded to
+float32 on the way: a top-p% threshold can fall between two values float32 would merge).
 
 Top-p% regions (the released rule): ``region = map > percentile(map, 100 - p)``, with NumPy's
 default ("linear") percentile of all the map's pixels. Pixels tied with the threshold are left
@@ -224,6 +226,17 @@ def sim(heat: np.ndarray, sal: np.ndarray, *, min_max: bool = True) -> np.ndarra
     return np.sum(np.minimum(_unit_sum(heat), _unit_sum(sal)), axis=(1, 2))
 
 
+def _shift_negative(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maps with a negative value shifted to a minimum of 0 (``map - min``); others as given.
+
+    Returns:
+      (the maps, ``[n]`` bool: which were shifted).
+    """
+    lo = maps.min(axis=(1, 2))
+    shifted = lo < 0
+    return np.where(shifted[:, None, None], maps - lo[:, None, None], maps), shifted
+
+
 def kld(heat: np.ndarray, sal: np.ndarray, *, eps: float = KLD_EPS) -> np.ndarray:
     """Kullback-Leibler divergence of the heatmap from the saliency map (MIT benchmark KLD).
 
@@ -232,20 +245,30 @@ def kld(heat: np.ndarray, sal: np.ndarray, *, eps: float = KLD_EPS) -> np.ndarra
     0 means identical. The MIT ``KLdiv.m`` divides by ``Σ + ε`` instead of ``Σ`` (a relative
     difference below 1e-15 for maps with a sum of order 1 or more).
 
+    Negative values (e.g. a z-scored saliency map): a map that has any is first shifted to a
+    minimum of 0 (``map - min(map)``, the shift SIM's min-max applies too), so that it is a
+    distribution; `kld_shifted` says which maps were, and Aim 3's tables count them. Maps
+    without negative values are used as they are.
+
     Args:
-      heat: ``[n, H, W]`` maps P, non-negative.
-      sal: ``[n, H, W]`` maps Q, non-negative, same shape.
+      heat: ``[n, H, W]`` maps P.
+      sal: ``[n, H, W]`` maps Q, same shape.
       eps: the regulariser ε.
 
     Returns:
-      ``[n]`` float64 (lower = more similar); NaN where a map has a negative value or a zero
-      sum (e.g. an all-zero heatmap): as distributions they are undefined.
+      ``[n]`` float64 (lower = more similar); NaN where a map (after the shift) has a zero sum,
+      e.g. an all-zero heatmap or a constant map: as distributions they are undefined.
     """
     heat, sal = _pair(heat, sal)
-    bad = (heat.min(axis=(1, 2)) < 0) | (sal.min(axis=(1, 2)) < 0)
-    p = np.where(bad[:, None, None], np.nan, _unit_sum(heat))
-    q = _unit_sum(sal)
+    p = _unit_sum(_shift_negative(heat)[0])
+    q = _unit_sum(_shift_negative(sal)[0])
     return np.sum(q * np.log(eps + q / (p + eps)), axis=(1, 2))
+
+
+def kld_shifted(heat: np.ndarray, sal: np.ndarray) -> np.ndarray:
+    """``[n]`` bool: whether `kld` shifted the heatmap or the saliency map (a negative value)."""
+    heat, sal = _pair(heat, sal)
+    return _shift_negative(heat)[1] | _shift_negative(sal)[1]
 
 
 def auc(heat: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -314,7 +337,8 @@ def compare_maps(
       progress: a tqdm bar with this description (None: no bar).
 
     Returns:
-      ``[n]`` arrays, in image order: ``'cc'``, ``'sim'``, ``'kld'``; per p: ``'rr_<p>'``,
+      ``[n]`` arrays, in image order: ``'cc'``, ``'sim'``, ``'kld'``, ``'kld_shifted'`` (bool:
+      a map had negative values and was shifted for KLD, see `kld`); per p: ``'rr_<p>'``,
       ``'case_<p>'`` (str), ``'tp_<p>'``, ``'fn_<p>'``, ``'fp_<p>'``, ``'tn_<p>'`` and
       ``'auc_<p>'`` (AUC of the heatmap for the top-p% saliency region).
     """
@@ -329,6 +353,7 @@ def compare_maps(
                              "one (H, W)")
         shapes.append(h_shape)
     out: dict[str, np.ndarray] = {m: np.full(n, np.nan) for m in METRICS}
+    out["kld_shifted"] = np.zeros(n, bool)
     for p in percents:
         tag = f"{p:g}"
         out[f"rr_{tag}"] = np.full(n, np.nan)
@@ -349,6 +374,7 @@ def compare_maps(
         sal = _stack(np.stack([saliency[i] for i in idx]), "saliency")
         out["cc"][idx], out["sim"][idx], out["kld"][idx] = cc(heat, sal), sim(heat, sal), kld(
             heat, sal)
+        out["kld_shifted"][idx] = kld_shifted(heat, sal)
         sal_regions = np.stack([top_region(sal, p) for p in percents])  # [k, m, H, W]
         aucs = auc(heat, sal_regions)  # [k, m]: the heatmaps are ranked once
         for p, sal_region, auc_p in zip(percents, sal_regions, aucs, strict=True):

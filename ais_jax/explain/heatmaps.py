@@ -13,7 +13,6 @@ Aim 3 entry points: `heatmaps_for_item` (compute through the shared study pipeli
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ais_jax import preflight
 from ais_jax.data.images import open_rgb
 from ais_jax.data.resize import resize_bilinear
 from ais_jax.engine.ais import per_image_ais
@@ -196,15 +196,17 @@ def read_heatmaps(folder: str | Path) -> Heatmaps:
 
     Raises:
       FileNotFoundError: a file is missing (naming it).
-      ValueError: the files disagree on the number of images.
+      ValueError: the files disagree on the number of images, or one cannot be parsed (named,
+        with what it looks like).
     """
     folder = Path(folder)
     for name in (AIS_FILE, GRID_FILE, IDS_FILE):
         if not (folder / name).exists():
             raise FileNotFoundError(f"{folder / name} does not exist: not an Aim 2 output "
                                     "folder (<out>/<model>/<dataset>) or the run is unfinished")
-    manifest = json.loads((folder / IDS_FILE).read_text())
-    ais, grid = np.load(folder / AIS_FILE), np.load(folder / GRID_FILE)
+    manifest = preflight.read_json(folder / IDS_FILE, "an Aim 2 heatmap manifest")
+    ais, grid = (preflight.read_npy(folder / name, "an Aim 2 array (.npy)")
+                 for name in (AIS_FILE, GRID_FILE))
     ids = tuple(manifest["image_ids"])
     if not len(ids) == ais.shape[0] == grid.shape[0]:
         raise ValueError(f"{folder}: {len(ids)} image ids, {ais.shape[0]} AIS rows and "

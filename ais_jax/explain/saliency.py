@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 import PIL.Image
 from tqdm.auto import tqdm
 
-from ais_jax import storage
+from ais_jax import preflight, storage
 from ais_jax.data import images as image_io
 from ais_jax.data.files import IMAGE_SUFFIXES, list_images
 from ais_jax.data.resize import resize_bilinear
@@ -191,6 +191,18 @@ def image_paths(data_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def image_shapes(paths: Sequence[Path]) -> dict[str, tuple[int, int]]:
+    """Decodes every image in full (a truncated or damaged one fails here, by name).
+
+    Returns:
+      ``{stem: (H, W)}`` as stored (no EXIF rotation).
+
+    Raises:
+      FileNotFoundError, ValueError: an image that cannot be read, naming it.
+    """
+    return {p.stem: np.asarray(image_io.open_rgb(p)).shape[:2] for p in paths}
+
+
 def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes (keys the saliency resume and Aim 3's check of the images)."""
     digest = hashlib.sha256()
@@ -229,7 +241,8 @@ def write_saliency_maps(
     A map already in ``out`` is kept only if the previous manifest records the same image sha256
     for it (each file is written atomically, so a present file is complete); maps of changed
     images, or found without such a record, are deleted before the new manifest is written and
-    then computed again. Every image is read before anything is written.
+    then computed again. Every image is decoded in full (a truncated or damaged file
+    fails here) before anything is written.
 
     Args:
       data_dir: a folder of images, or a folder holding ``images/``.
@@ -254,21 +267,15 @@ def write_saliency_maps(
     paths = image_paths(data_dir)
     out = Path(out).expanduser()
     ids = [p.stem for p in paths]
-    shapes, hashes = {}, {}
-    for p in paths:  # so that an unreadable file fails before any work
-        try:
-            with PIL.Image.open(p) as img:  # (H, W) as stored: no EXIF rotation
-                shapes[p.stem] = (img.height, img.width)
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ValueError(f"{p}: cannot read image ({type(e).__name__}: {e})") from e
-        hashes[p.stem] = file_sha256(p)
+    shapes = image_shapes(paths)  # every image decoded before any map is written
+    hashes = {p.stem: file_sha256(p) for p in paths}
     made_by = {"weights_sha256": weights_sha256, "saliency_version": SALIENCY_VERSION}
     previous_hashes = {}
     if (out / MANIFEST).is_file():
+        previous = preflight.read_json(out / MANIFEST, "a saliency manifest")
         try:
-            previous = json.loads((out / MANIFEST).read_text())
             previous_hashes = dict(previous.get("image_sha256", {}))
-        except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError is a ValueError
+        except (ValueError, AttributeError, TypeError) as e:
             raise ValueError(f"{out / MANIFEST}: malformed saliency manifest ({e})") from e
         found = {k: previous.get(k) for k in made_by}
         if found != made_by:
@@ -317,6 +324,11 @@ def write_saliency_maps(
         seconds_per_image=run_s / len(todo) if todo else float("nan"))
 
 
+MAP_FORMATS = (".npy", ".png")
+FORMATS_HELP = ("a saliency map is <image stem>.npy (a 2-D array [H, W] of real numbers, as "
+                "numpy.save writes it) or <image stem>.png (greyscale, 1-, 8- or 16-bit)")
+
+
 def _read_png(path: Path) -> np.ndarray:
     """A greyscale PNG as ``[H, W]`` float32 in [0, 1]; alpha is ignored.
 
@@ -325,6 +337,8 @@ def _read_png(path: Path) -> np.ndarray:
     """
     with PIL.Image.open(path) as img:
         img.load()
+        if img.format != "PNG":
+            raise ValueError(f"{path}: a {img.format} image named .png; {FORMATS_HELP}")
         mode = img.mode
         if mode == "P":  # palette indices are not grey levels: look the colours up
             img = img.convert("RGB")
@@ -346,14 +360,58 @@ def _read_png(path: Path) -> np.ndarray:
                      f"{mode!r}")
 
 
+def map_dtype(dtype: np.dtype) -> type:
+    """The float type a stored map is compared in: its values as given, never rounded.
+
+    float64 and integers wider than 16 bits stay exact in float64; float32 and narrower
+    types (float16, 8- and 16-bit integers, bool) are exact in float32.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype.itemsize <= 4 or dtype.kind in "biu" and dtype.itemsize <= 2:
+        return np.float32
+    return np.float64
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    sal = preflight.read_npy(path, "a saliency map (.npy)")
+    if not np.issubdtype(sal.dtype, np.number) and sal.dtype != np.bool_ or np.iscomplexobj(sal):
+        raise ValueError(f"{path}: dtype {sal.dtype}, expected real numbers")
+    return sal.astype(map_dtype(sal.dtype))
+
+
+def read_map(path: str | os.PathLike) -> np.ndarray:
+    """One saliency map file, ``.npy`` or greyscale ``.png``, as ``[...]`` floats.
+
+    ``.npy`` values keep their precision (`map_dtype`: float64 stays float64); a PNG is
+    scaled to [0, 1] in float32. Shape and finiteness are the caller's to check.
+
+    Raises:
+      ValueError: one line naming the file and what it looks like when it cannot be parsed
+        (an empty file, an ``.npz`` archive or a JPEG under a map's name, ...).
+    """
+    path = Path(path)
+    if path.suffix not in MAP_FORMATS:
+        raise ValueError(f"{path}: not a saliency-map format; {FORMATS_HELP}")
+    if path.suffix == ".npy":
+        return _read_npy(path)
+    return preflight.read_user_file(path, "a saliency map (.png)", _read_png)
+
+
+def other_formats(folder: Path, stem: str) -> list[str]:
+    """Files ``<stem>.<ext>`` whose extension is not read as a map (e.g. ``.jpg``), by name."""
+    return sorted(p.name for p in folder.glob(f"{glob.escape(stem)}.*")
+                  if p.suffix not in MAP_FORMATS and p.stem == stem)
+
+
 def load_saliency_maps(
     folder: str | os.PathLike, image_ids: Sequence[str], shapes: Sequence[tuple[int, int]]
 ) -> list[np.ndarray]:
     """Reads one saliency map per image: ``<folder>/<stem>.npy`` or ``<folder>/<stem>.png``.
 
     Accepts the maps `write_saliency_maps` writes, or any the user brings: ``.npy`` arrays
-    ``[H, W]`` of finite values (used as they are: only their ranking matters downstream), or
-    greyscale PNGs (scaled to [0, 1]). Other files in the folder are ignored.
+    ``[H, W]`` of finite values (used as they are, in their own precision: float64 stays
+    float64, see `map_dtype`), or greyscale PNGs (scaled to [0, 1]). Other files in the folder
+    are ignored; a ``<stem>.<ext>`` of another format is named in the error for a missing map.
 
     Args:
       folder: the folder of maps.
@@ -364,12 +422,13 @@ def load_saliency_maps(
       shapes: each image's ``(H, W)``; a map must have exactly that shape.
 
     Returns:
-      ``[H, W]`` float32 maps, in the order of ``image_ids``.
+      ``[H, W]`` float32 or float64 maps, in the order of ``image_ids``.
 
     Raises:
-      FileNotFoundError: the folder, or a map, is missing (all missing ids are listed).
+      FileNotFoundError: the folder, or a map, is missing (all missing ids are listed, with
+        the formats read and any file of another format found under the map's name).
       ValueError: two images with one stem, a map with two candidate files, the wrong shape,
-        non-finite values or an unusable PNG mode, naming the file.
+        non-finite values, an unusable PNG mode, or a file that cannot be parsed, naming it.
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -385,10 +444,12 @@ def load_saliency_maps(
             raise ValueError(f"images {stems[stem]!r} and {image_id!r} share the name {stem!r}, "
                              "so they cannot both have a map in one folder; rename one")
         stems[stem] = image_id
-        candidates = [folder / f"{stem}{s}" for s in (".npy", ".png")]
+        candidates = [folder / f"{stem}{s}" for s in MAP_FORMATS]
         present = [p for p in candidates if p.is_file()]
         if not present:
-            missing.append(image_id)
+            others = other_formats(folder, stem)
+            missing.append(image_id + (f" (found {', '.join(others)}: a format not read)"
+                                       if others else ""))
         elif len(present) > 1:
             raise ValueError(f"{present[0]} and {present[1]}: two saliency maps for image "
                              f"{image_id!r}; keep one")
@@ -397,21 +458,12 @@ def load_saliency_maps(
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10
                                            else "")
-        raise FileNotFoundError(f"{folder}: no saliency map (<stem>.npy or <stem>.png) for "
-                                f"{len(missing)} image(s): {shown}")
+        raise FileNotFoundError(f"{folder}: no saliency map for {len(missing)} image(s): "
+                                f"{shown}; {FORMATS_HELP}")
     maps = []
     for path, shape in zip(found, shapes, strict=True):
         shape = tuple(int(s) for s in shape)
-        if path.suffix == ".npy":
-            try:
-                sal = np.load(path, allow_pickle=False)
-            except ValueError as e:
-                raise ValueError(f"{path}: not a plain .npy array ({e})") from e
-            if not np.issubdtype(sal.dtype, np.number) or np.iscomplexobj(sal):
-                raise ValueError(f"{path}: dtype {sal.dtype}, expected real numbers")
-            sal = sal.astype(np.float32)
-        else:
-            sal = _read_png(path)
+        sal = read_map(path)
         if sal.shape != shape:
             swapped = " (height and width swapped?)" if sal.shape == shape[::-1] else ""
             raise ValueError(f"{path}: saliency map of shape {sal.shape}, but the image is "
@@ -433,10 +485,10 @@ def read_manifest(out: str | os.PathLike) -> tuple[list[str], list[tuple[int, in
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saliency manifest; run python -m experiments."
                                 "saliency first")
+    manifest = preflight.read_json(path, "a saliency manifest")
     try:
-        manifest = json.loads(path.read_text())
         ids = [str(i) for i in manifest["image_ids"]]
         shapes = [tuple(int(s) for s in manifest["shapes"][i]) for i in ids]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise ValueError(f"{path}: malformed saliency manifest ({type(e).__name__}: {e})") from e
     return ids, shapes

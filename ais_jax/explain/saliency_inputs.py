@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ais_jax.explain.saliency import load_saliency_maps
+from ais_jax.explain.saliency import FORMATS_HELP, load_saliency_maps, other_formats
 
 _SHOWN = 10
 
@@ -48,7 +48,8 @@ def match_saliency(
       data_dir: the image folder, only to print the command that makes the maps.
 
     Returns:
-      ``[H_i, W_i]`` float32 maps, in ``image_ids`` order.
+      ``[H_i, W_i]`` maps in their stored precision (float64 stays float64), in ``image_ids``
+      order.
 
     Raises:
       FileNotFoundError: the folder or some maps are missing (every missing id is named).
@@ -72,7 +73,9 @@ def match_saliency(
             try:
                 load_saliency_maps(folder, [image_id], [shape])
             except FileNotFoundError:
-                missing.append(str(image_id))
+                others = other_formats(folder, Path(str(image_id)).stem)
+                missing.append(str(image_id) + (f" (found {', '.join(others)}: a format not "
+                                                "read)" if others else ""))
             except ValueError as e:
                 bad.append(f"{image_id}: {e}")
         if not missing and not bad:  # a problem of the whole list (two ids share a stem)
@@ -80,7 +83,7 @@ def match_saliency(
         parts = []
         if missing:
             parts.append(f"no saliency map for {len(missing)} of {len(image_ids)} image(s): "
-                         f"{_listing(missing)}")
+                         f"{_listing(missing)} ({FORMATS_HELP})")
         if bad:
             parts.append(f"{len(bad)} unusable map(s): {_listing(bad)}")
         message = f"{folder}: " + "; ".join(parts) + f". Make the maps with: {command}"

@@ -53,6 +53,9 @@ DEMO_CLASSES = 1000
 DEMO_RECIPE_VERSION = 3  # part of the synthetic checkpoint's identity
 
 
+SCORE_NAMES = {"r2": "R²", "rho": "ρ"}
+
+
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
     """The synthetic benchmark's size and seeds.
@@ -73,6 +76,7 @@ class DemoConfig:
         softmask, reweight); the soft mask's recovery of P is reported beside greedy's.
         ``python -m experiments.aim1 --demo`` runs all three; the default here keeps library
         callers (and the test suite's small demo) at greedy's cost.
+      score, rsatoolbox: as `ais_jax.study.aim1.Aim1Config` (``--score``, ``--rsatoolbox``).
     """
 
     out: str
@@ -85,6 +89,8 @@ class DemoConfig:
     seed: int = 0
     batch_size: int = 8
     methods: tuple[str, ...] = ("greedy",)
+    score: str = "r2"
+    rsatoolbox: bool = False
 
 
 def draw_image(rng: np.random.Generator, size: int) -> PIL.Image.Image:
@@ -314,7 +320,7 @@ def fold_recovery(records: list[dict], planted: np.ndarray, methods: tuple[str, 
     return out
 
 
-def _methods_markdown(fold_rec: dict, method_rows: list[dict]) -> list[str]:
+def _methods_markdown(fold_rec: dict, method_rows: list[dict], score: str = "R²") -> list[str]:
     lines = []
     if "softmask" in fold_rec:
         g, m = fold_rec["greedy"], fold_rec["softmask"]
@@ -326,7 +332,8 @@ def _methods_markdown(fold_rec: dict, method_rows: list[dict]) -> list[str]:
             f" of which {m['set_planted_fraction'] * 100:.1f}% planted.")
     for r in method_rows:
         lines.append(
-            f"* {r['method']}: out-of-sample R² {r['mean_test']:.3f} (Full {r['mean_full']:.3f},"
+            f"* {r['method']}: out-of-sample {score} {r['mean_test']:.3f}"
+            f" (Full {r['mean_full']:.3f},"
             f" greedy Retained {r['mean_greedy']:.3f}; vs greedy t = {r['t_vs_greedy']:.2f},"
             f" p = {r['p_vs_greedy']:.2g}); {r['mean_seconds']:.1f} s per fold.")
     return lines
@@ -342,7 +349,8 @@ def _recovery_markdown(rec: dict, row: dict, set_sizes: np.ndarray, fold_overlap
         f" ranking AUC = {rec['auc']:.3f} (chance 0.5).",
         f"* Mean |S*| over folds = {set_sizes.mean():.1f} (|P| = {cfg.planted});"
         f" on average {fold_overlap * 100:.1f}% of the maps in S* are planted.",
-        f"* Out-of-sample R²: Full {row['mean_full']:.3f} vs Retained {row['mean_retained']:.3f}"
+        f"* Out-of-sample {SCORE_NAMES[cfg.score]}: Full {row['mean_full']:.3f}"
+        f" vs Retained {row['mean_retained']:.3f}"
         f" (paired SE {row['se_paired']:.3f}); t = {row['t']:.2f}, p = {row['p']:.2g}"
         f" over {row['n_folds']} folds.",
         f"* Wall time {seconds:.0f} s (JAX backend: {jax.default_backend()})"
@@ -390,8 +398,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     result = aim1.run_aim1(aim1.Aim1Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic", models=(("synthetic", str(ckpt)),),
-        folds=cfg.folds, seeds=tuple(cfg.seeds), score="r2", image_size=cfg.image_size,
-        batch_size=cfg.batch_size, preamble=preamble, methods=tuple(cfg.methods)),
+        folds=cfg.folds, seeds=tuple(cfg.seeds), score=cfg.score, image_size=cfg.image_size,
+        batch_size=cfg.batch_size, preamble=preamble, methods=tuple(cfg.methods),
+        rsatoolbox=cfg.rsatoolbox),
         on_fold=records.append)
     row = result["rows"][0]
     rec = recovery(row["global_ais"], planted)
@@ -409,7 +418,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     fold_rec = fold_recovery(records, planted, methods)
     seconds = time.perf_counter() - start
     text = _recovery_markdown(rec, row, set_sizes, fold_overlap, cfg, seconds,
-                              _methods_markdown(fold_rec, row.get("method_rows", [])))
+                              _methods_markdown(fold_rec, row.get("method_rows", []),
+                                                SCORE_NAMES[cfg.score]))
     summary = (out / "summary.md").read_text()
     storage.write_text(out / "summary.md", summary.replace(preamble, f"{preamble}\n\n{text}", 1))
     storage.write_json(out / "demo.json", {

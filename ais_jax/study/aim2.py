@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ais_jax import resume, storage
-from ais_jax.data.images import open_rgb
+from ais_jax.data.images import PREPROCESS_VERSION, open_rgb
 from ais_jax.engine import activations
 from ais_jax.engine.ais import global_ais
 from ais_jax.explain import heatmaps as hm
@@ -51,7 +51,8 @@ from ais_jax.study.runner import Aim, Study, rows_by_dataset, run_study
 log = logging.getLogger(__name__)
 
 # Bump when the per-(model, dataset) outputs change meaning; older records are recomputed.
-AIM2_FORMAT_VERSION = 1
+# 2: the record names every input of the heatmaps (`heatmap_inputs`), for Aim 3's reuse.
+AIM2_FORMAT_VERSION = 2
 FULL_MAPS = ("none", "examples", "all")
 
 
@@ -104,6 +105,38 @@ def file_ids(image_ids: Sequence[str]) -> list[str]:
     """Names for per-image files: the image stems, or the full names if stems collide."""
     stems = [Path(i).stem for i in image_ids]
     return stems if len(set(stems)) == len(stems) else list(image_ids)
+
+
+# What each entry of `heatmap_inputs` is, for the message when Aim 3 finds one that differs.
+HEATMAP_INPUTS = {
+    "images_sha256": "the images (names and bytes)",
+    "matrix_sha256": "the human matrix (after --kind and --symmetrize)",
+    "kind": "--kind",
+    "symmetrized": "--symmetrize",
+    "weights_tensors_sha256": "the checkpoint's tensors",
+    "image_size": "the input size",
+    "preprocess_version": "the preprocessing version",
+    "activation_cache_version": "the activation cache version",
+    "ablation_cache_version": "the ablation cache version",
+    "aim2_format_version": "the Aim 2 format version",
+}
+
+
+def heatmap_inputs(item: StudyItem) -> dict:
+    """Everything an item's heatmaps depend on, as Aim 2 records it in ``aim2.json``.
+
+    Aim 3 reuses an Aim 2 folder's heatmaps only when its own item gives the same dict.
+    """
+    ds = item.dataset
+    return {
+        "images_sha256": activations.images_digest(ds.image_paths),
+        "matrix_sha256": resume.digest(item.human), "kind": ds.kind,
+        "symmetrized": bool(ds.symmetrized), "weights_tensors_sha256": item.weights_sha256,
+        "image_size": int(item.config.image_size), "preprocess_version": PREPROCESS_VERSION,
+        "activation_cache_version": activations.ACTIVATION_CACHE_VERSION,
+        "ablation_cache_version": activations.ABLATION_CACHE_VERSION,
+        "aim2_format_version": AIM2_FORMAT_VERSION,
+    }
 
 
 def _run_key(item: StudyItem) -> str:
@@ -163,6 +196,10 @@ def run_item(item: StudyItem) -> dict:
         entropy = st.softmax_entropy(item.logits)
         gais = np.asarray(global_ais(item.similarities.value, item.human,
                                      score=cfg.global_score), np.float64)
+        # Per-image files of an earlier run go first: none may sit beside the new tables.
+        resume.remove_tree(out / "overlays")
+        if cfg.full_maps == "all":
+            resume.remove_tree(out / "heatmaps_full")
         _write_item(item, maps, entropy, gais)
         write_overlays(item, maps, _overlay_ids(item))
         if cfg.full_maps == "all":
@@ -170,7 +207,8 @@ def run_item(item: StudyItem) -> dict:
         record = resume.write_record(out / "aim2.json", {
             "model": item.model.label, "dataset": item.key,
             "checkpoint_sha256": item.model.checkpoint_sha256, "cache": item.cache_report(),
-            "n_images": len(maps.image_ids), "undefined": maps.undefined_ids}, key)
+            "n_images": len(maps.image_ids), "undefined": maps.undefined_ids,
+            "heatmap_inputs": heatmap_inputs(item)}, key)
         resumed = False
     means = st.map_mean_ais(maps.ais)
     mad = st.image_mad(maps.ais)
@@ -309,9 +347,13 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
         idx, how = choose_examples(cross["match"] if cross else None, ds_rows[0]["n_images"],
                                    cfg.examples)
         examples[key] = (idx, how)
-        if cfg.full_maps == "examples":
-            for r in ds_rows:
+        for r in ds_rows:
+            if cfg.full_maps == "examples":
                 write_full_maps(r["folder"], r["heatmaps"], idx, cfg.full_dtype)
+                names = file_ids(r["heatmaps"].image_ids)
+                resume.prune(r["folder"] / "heatmaps_full", {f"{names[i]}.npz" for i in idx})
+            elif cfg.full_maps == "none":
+                resume.remove_tree(r["folder"] / "heatmaps_full")
         fig = aim2_figures.figure2(
             [np.asarray(open_rgb(ds_rows[0]["image_paths"][i])) for i in idx],
             {r["model"]: [hm.minmax_scale(r["heatmaps"].original(i)) for i in idx]
@@ -329,6 +371,9 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
           "max_entropy": crosses[k]["max_entropy"] if k in crosses else None}
          for k, ds_rows in by_ds.items()])
     aim2_figures.save(fig, out / "figure3.png")
+    # Per-dataset files of datasets this run does not have would look current: removed.
+    resume.prune(out, {f"figure2_{k}.png" for k in by_ds} | {f"match_{k}.csv" for k in crosses},
+                 patterns=("figure2_*.png", "match_*.csv"))
 
     correlations = ais_correlations(rows)
     models = [_public(r, MODEL_COLUMNS) for r in rows]

@@ -31,7 +31,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 
-from ais_jax import storage
+from ais_jax import preflight, storage
 from ais_jax.data.files import write_image_ids
 from ais_jax.engine import activations
 from ais_jax.engine.ablation import full_embeddings
@@ -62,6 +62,9 @@ class DemoConfig:
       seed: seed of the images and noise.
       network_seeds: seeds of the two synthetic networks.
       batch_size: images per trunk call.
+      chunk_maps, rsatoolbox: as `ais_jax.study.config.StudyConfig`.
+      settings: more `Aim2Config` fields (overlays, full_maps, full_dtype, examples,
+        colormap, image_weight), as the command line gives them.
     """
 
     out: str
@@ -73,6 +76,23 @@ class DemoConfig:
     seed: int = 0
     network_seeds: tuple[int, int] = (1, 2)
     batch_size: int = 8
+    chunk_maps: int | None = None
+    rsatoolbox: bool = False
+    settings: dict = dataclasses.field(default_factory=dict)
+
+    def aim2_config(self, **data) -> Aim2Config:
+        """The Aim 2 config of this demo, on ``data`` (the dataset and models fields)."""
+        return Aim2Config(out=self.out, batch_size=self.batch_size, chunk_maps=self.chunk_maps,
+                          rsatoolbox=self.rsatoolbox, **self.settings, **data)
+
+    def validate(self) -> None:
+        """Every setting, before anything is written (ValueError naming the flag)."""
+        if self.height % STRIDE or self.width % STRIDE or self.height > self.width:
+            raise ValueError(f"demo images must be multiples of {STRIDE} with height <= width, "
+                             f"got {self.height}x{self.width}")
+        if self.n_images < 8:
+            raise ValueError(f"--demo_images must be at least 8, got {self.n_images}")
+        self.aim2_config(data_dir="", models=(("synthetic", "-"),)).validate()
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> PIL.Image.Image:
@@ -214,12 +234,9 @@ def run_demo(cfg: DemoConfig) -> dict:
       (run_aim2's result), ``seconds`` and ``text`` (the printed report).
     """
     start = time.perf_counter()
-    if cfg.height % STRIDE or cfg.width % STRIDE or cfg.height > cfg.width:
-        raise ValueError(f"demo images must be multiples of {STRIDE} with height <= width, "
-                         f"got {cfg.height}x{cfg.width}")
-    if cfg.n_images < 8:
-        raise ValueError(f"--demo_images must be at least 8, got {cfg.n_images}")
+    cfg.validate()
     out = Path(cfg.out)
+    preflight.check_aim_folder(out, "aim2")
     data = out / "demo_data"
     paths, masks = write_dataset(data, cfg)
     cells = grid_masks(masks)  # [n, h, w]
@@ -247,11 +264,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     storage.write_npy(data / "similarity.npy", human)
     write_image_ids(data, [p.name for p in paths])  # the matrix's row order
     preamble = _describe(cfg)
-    result = run_aim2(Aim2Config(
-        out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
+    result = run_aim2(cfg.aim2_config(
+        data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic",
         models=tuple(zip(labels, map(str, ckpts), strict=True)),
-        image_size=cfg.height, batch_size=cfg.batch_size, preamble=preamble))
+        image_size=cfg.height, preamble=preamble))
     recovery = {}
     for row in result["rows"]:
         maps = row["heatmaps"]

@@ -24,20 +24,24 @@ against another image's saliency map). Output layout (under
     <model>/<dataset>/figure4/<id>.png  one per image, with ``per_image_figures``
 
 Resuming: a (model, dataset) whose record matches (heatmaps, saliency maps and settings by
-hash) is not recomputed; per-image figures already present are kept.
+hash) is not recomputed. Every per-item file belongs to that record: a record that is replaced
+takes the earlier run's per-image figures with it (removed before it is rewritten), per-image
+figures are drawn again for a new record and removed when not asked for, and figures of models
+no longer in the run go. An --out holding another aim's results (its run.json) is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import glob
+import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ais_jax import resume, storage
+from ais_jax import preflight, resume, storage
 from ais_jax.data.images import open_rgb
 from ais_jax.explain import baselines, compare
 from ais_jax.explain import heatmaps as heatmaps_lib
@@ -45,13 +49,17 @@ from ais_jax.explain.saliency import MANIFEST as SALIENCY_MANIFEST
 from ais_jax.explain.saliency_inputs import match_saliency, saliency_command
 from ais_jax.report import aim3_figures, aim3_tables, figures
 from ais_jax.report.tables import csv_text, json_float
+from ais_jax.study.aim2 import HEATMAP_INPUTS, heatmap_inputs
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.inputs import load_datasets, load_models
 from ais_jax.study.item import StudyItem
 from ais_jax.study.runner import Aim, Study, run_study
 
+log = logging.getLogger(__name__)
+
 # Bump when a record's meaning changes; records with another version are recomputed.
-RECORD_VERSION = 1
+# 2: records the maps shifted for KLD (negative values); per-image figures keyed to the record.
+RECORD_VERSION = 2
 RECORD_FILE = "aim3.json"
 SOURCES = ("ais", "centre_bias", "mismatched")
 SOURCE_HELP = {
@@ -69,8 +77,10 @@ class Aim3Config(StudyConfig):
       saliency_dir: the saliency maps: one folder per dataset (``<saliency_dir>/<dataset
         key>/``, as ``python -m experiments.saliency`` writes for each category), or, for a
         plain dataset (``matrix``), the folder of its maps itself. Required.
-      aim2_dir: an Aim 2 results folder whose ``<model>/<dataset>/`` heatmaps to reuse (None,
-        or a dataset without them there: computed through the shared, cached pipeline).
+      aim2_dir: an Aim 2 results folder whose ``<model>/<dataset>/`` heatmaps to reuse, only
+        if Aim 2 recorded the same inputs (`aim2_heatmaps`; else refused, naming what differs).
+        None, or a dataset without heatmaps there: computed through the shared, cached
+        pipeline. A folder that does not exist, or is not an Aim 2 run, is an error.
       percents: the p of the top-p% regions.
       centre_sd: SD of the centre-bias baseline, as a fraction of the shorter side.
       mismatch_seed: seed of the mismatched-pairs derangement.
@@ -92,6 +102,21 @@ class Aim3Config(StudyConfig):
             raise ValueError("--saliency_dir is required: the folder of saliency maps (make "
                              "them with python -m experiments.saliency --data_dir=<images> "
                              "--out=<folder>)")
+        self.validate_settings()
+        if self.aim2_dir is not None:
+            root = Path(self.aim2_dir).expanduser()
+            if not root.is_dir():
+                raise FileNotFoundError(f"--aim2_dir={self.aim2_dir}: no such folder (an Aim 2 "
+                                        "results folder; drop --aim2_dir to compute the "
+                                        "heatmaps)")
+            found = preflight.recorded_aim(root)
+            if found != "aim2":
+                what = "no run.json" if found is None else f"the results of {found}"
+                raise ValueError(f"--aim2_dir={self.aim2_dir} holds {what}, not an Aim 2 run "
+                                 "(python -m experiments.aim2 --out=<folder>)")
+
+    def validate_settings(self) -> None:
+        """The comparison settings alone (the demo checks them before its Aim 2 step)."""
         if not self.percents or not all(0 < p < 100 for p in self.percents):
             raise ValueError(f"--percents must be percentages in (0, 100), got {self.percents}")
         if len(set(self.percents)) != len(self.percents) or len(self.percents) > 4:
@@ -100,6 +125,9 @@ class Aim3Config(StudyConfig):
             raise ValueError(f"--centre_sd must be positive, got {self.centre_sd}")
         if self.examples < 1:
             raise ValueError(f"--examples must be at least 1, got {self.examples}")
+        if self.mismatch_seed < 0:
+            raise ValueError(f"--mismatch_seed must be a non-negative integer (a NumPy seed), "
+                             f"got {self.mismatch_seed}")
 
     def min_images(self) -> tuple[int, str]:
         return 3, "per-image AIS and the mismatched-pairs baseline"
@@ -129,7 +157,10 @@ def _check_manifest(folder: Path, ds) -> None:
         return  # the user's own maps
     from ais_jax.explain.saliency import file_sha256  # noqa: PLC0415  (the hash write_saliency_maps used)
 
-    recorded = json.loads(path.read_text()).get("image_sha256", {})
+    manifest = preflight.read_json(path, "a saliency manifest")
+    recorded = manifest.get("image_sha256", {}) if isinstance(manifest, dict) else None
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path}: not a saliency manifest (no image_sha256 table)")
     stale = [p.name for p in ds.image_paths
              if p.stem in recorded and recorded[p.stem] != file_sha256(p)]
     if stale:
@@ -148,9 +179,35 @@ def _sizes(ds) -> list[tuple[int, int]]:
     return sizes
 
 
+def _refuse_images_as_maps(folder: Path, ds) -> None:
+    """--saliency_dir must not be the image folder, nor hold the images themselves."""
+    if folder.is_dir() and folder.resolve() == _image_dir(ds).resolve():
+        raise ValueError(f"--saliency_dir: {folder} is the image folder of dataset {ds.name}, "
+                         "not a folder of saliency maps. Make the maps with: "
+                         f"{saliency_command(_image_dir(ds), '<maps folder>')}")
+    same = []
+    for p in ds.image_paths:
+        for q in folder.glob(f"{glob.escape(p.stem)}.*") if folder.is_dir() else ():
+            if q.is_file() and q.stat().st_size == p.stat().st_size and (
+                    q.read_bytes() == p.read_bytes()):
+                same.append(q.name)
+    if same:
+        shown = ", ".join(same[:5]) + (f" and {len(same) - 5} more" if len(same) > 5 else "")
+        raise ValueError(f"--saliency_dir: {folder} holds the images of dataset {ds.name} "
+                         f"themselves ({len(same)} file(s) with an image's name and bytes: "
+                         f"{shown}), not saliency maps. Make the maps with: "
+                         f"{saliency_command(_image_dir(ds), folder)}")
+
+
 def load_saliency(config: Aim3Config, key: str, ds) -> list[np.ndarray]:
-    """The saliency map of every image of a dataset, checked (raises naming ids and command)."""
+    """The saliency map of every image of a dataset, checked (raises naming ids and command).
+
+    Raises:
+      FileNotFoundError, ValueError: missing, unreadable or mis-sized maps; maps made from other
+        images; a folder that is the image folder or holds the images themselves.
+    """
     folder = saliency_folder(config, key)
+    _refuse_images_as_maps(folder, ds)
     maps = match_saliency(folder, ds.image_ids, _sizes(ds), data_dir=_image_dir(ds))
     _check_manifest(folder, ds)
     return maps
@@ -171,40 +228,66 @@ def check_aim2(study: Study) -> None:
     """Aim 2 heatmaps to be reused, checked before any write.
 
     Raises:
-      ValueError: heatmaps of other images or of another checkpoint.
+      ValueError: heatmaps computed from other inputs (named), or unreadable files.
     """
     if study.config.aim2_dir is not None:
         for item in study.items():
             aim2_heatmaps(item)
 
 
+def _differences(recorded: Mapping, current: Mapping) -> list[str]:
+    return [f"{HEATMAP_INPUTS.get(k, k)} ({_short(recorded.get(k))} there, {_short(v)} now)"
+            for k, v in current.items() if recorded.get(k) != v]
+
+
+def _short(value) -> str:
+    return f"{value[:12]}…" if isinstance(value, str) and len(value) > 16 else repr(value)
+
+
 def aim2_heatmaps(item: StudyItem) -> "heatmaps_lib.Heatmaps | None":
-    """The item's heatmaps from ``config.aim2_dir`` if that run holds them, else None.
+    """The item's heatmaps from ``config.aim2_dir``, reused only if made from the same inputs.
+
+    The Aim 2 record (``<aim2_dir>/<model>/<dataset>/aim2.json``) names every input of its
+    heatmaps (`ais_jax.study.aim2.heatmap_inputs`: image bytes, human matrix, kind and
+    symmetrize, checkpoint tensors, input size, preprocessing, cache and format versions); each
+    must equal this run's. A dataset that folder does not hold is computed (and said so in the
+    summary); anything else that does not match is refused, naming what differs.
 
     Raises:
-      ValueError: the folder holds heatmaps of other images, or of another checkpoint.
+      ValueError: heatmaps made from other inputs, from an Aim 2 that did not record them, or
+        files that cannot be read (each named).
     """
     if item.config.aim2_dir is None:
         return None
     root = Path(item.config.aim2_dir).expanduser()
     folder = root / item.model.label / item.key
-    if not (folder / heatmaps_lib.GRID_FILE).is_file():
+    record_path = folder / "aim2.json"
+    if not (folder / heatmaps_lib.GRID_FILE).is_file() and not record_path.is_file():
+        log.warning("%s: no Aim 2 heatmaps of %s there; computing them", root, item.tag)
         return None
-    run = root / "run.json"
-    if run.is_file():
-        recorded = json.loads(run.read_text()).get("checkpoints", {}).get(item.model.label, {})
-        # The converted tensors' digest: a re-conversion counts as other weights too.
-        sha = recorded.get("metadata", {}).get("tensors_sha256")
-        if sha is not None and sha != item.weights_sha256:
-            raise ValueError(f"{folder}: Aim 2 heatmaps of another {item.model.label} checkpoint "
-                             f"({sha[:12]}, not {item.weights_sha256[:12]}); drop "
-                             "--aim2_dir to compute them")
-    heat = heatmaps_lib.read_heatmaps(folder)
+    drop = ("Rerun Aim 2 on these inputs (python -m experiments.aim2 "
+            f"--out={item.config.aim2_dir} ...), or drop --aim2_dir to compute the heatmaps")
+    if not record_path.is_file():
+        raise ValueError(f"{folder}: Aim 2 heatmaps without their record (aim2.json; an "
+                         f"unfinished run?), so their inputs cannot be checked. {drop}")
+    record = preflight.read_json(record_path, "an Aim 2 record (aim2.json)")
+    recorded = record.get("heatmap_inputs") if isinstance(record, dict) else None
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{record_path}: made by an older Aim 2 that did not record the inputs "
+                         f"of its heatmaps, so they cannot be checked. {drop}")
+    differs = _differences(recorded, heatmap_inputs(item))
+    if differs:
+        raise ValueError(f"{folder}: the Aim 2 heatmaps there were made from other inputs than "
+                         f"this run's for {item.tag}: " + "; ".join(differs) + f". {drop}")
+    try:
+        heat = heatmaps_lib.read_heatmaps(folder)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{folder / heatmaps_lib.IDS_FILE}: not an Aim 2 heatmap manifest "
+                         f"({type(e).__name__}: {e})") from e
     if tuple(heat.image_ids) != tuple(item.image_ids):
         raise ValueError(f"{folder}: Aim 2 heatmaps of other images ({len(heat.image_ids)} ids, "
                          f"first {list(heat.image_ids[:3])}) than dataset {item.key} "
-                         f"({len(item.image_ids)}, first {list(item.image_ids[:3])}); drop "
-                         "--aim2_dir to compute them")
+                         f"({len(item.image_ids)}, first {list(item.image_ids[:3])}); {drop}")
     return heat
 
 
@@ -311,6 +394,8 @@ def run_dataset(item: StudyItem) -> dict:
     record = resume.read_record(out / RECORD_FILE, key)
     resumed = record is not None
     if record is None:
+        # The earlier run's per-image figures go first: none may sit beside the new tables.
+        resume.remove_tree(out / "figure4")
         results, partner = compare_sources(heat_maps, sal, percents=percents,
                                            centre_sd=config.centre_sd,
                                            seed=config.mismatch_seed, tag=item.tag)
@@ -327,6 +412,8 @@ def run_dataset(item: StudyItem) -> dict:
             "mismatch_seed": config.mismatch_seed,
             "rr_cases": {s: {f"{p:g}": compare_counts(results[s], p) for p in percents}
                          for s in results},
+            "kld_shifted": {s: [i for i, b in zip(item.image_ids, results[s]["kld_shifted"],
+                                                  strict=True) if b] for s in results},
             "sources": {s: _encode(results[s], percents) for s in results},
         }, key)
     results = {s: _decode(record["sources"][s], percents) for s in record["sources"]}
@@ -337,10 +424,12 @@ def run_dataset(item: StudyItem) -> dict:
         "(orange) vs AIS (blue)"), out / "figure4.png")
     if config.per_image_figures:
         _per_image_figures(item, heat_maps, sal, results["ais"], percents)
+    else:
+        resume.remove_tree(out / "figure4")
     return {"model": item.model.label, "dataset": item.key, "display_name": ds.name,
             "n_images": ds.n, "results": results, "examples": examples, "resumed": resumed,
             "heatmaps": heat_source, "undefined_heatmaps": list(heat.undefined_ids),
-            "cache": item.cache_report()}
+            "kld_shifted": record["kld_shifted"], "cache": item.cache_report()}
 
 
 def compare_counts(result: Mapping[str, np.ndarray], p: float) -> dict[str, int]:
@@ -366,7 +455,10 @@ def _examples(item: StudyItem, heat: Sequence[np.ndarray], sal: Sequence[np.ndar
 
 def _per_image_figures(item: StudyItem, heat: Sequence[np.ndarray], sal: Sequence[np.ndarray],
                        ais: Mapping[str, np.ndarray], percents: Sequence[float]) -> None:
+    # The folder holds only this record's figures (an earlier run's were removed before its
+    # record was replaced): those present are current; any of an image no longer here goes.
     folder = item.out / "figure4"
+    resume.prune(folder, {f"{p.stem}.png" for p in item.dataset.image_paths})
     todo = [i for i, p in enumerate(item.dataset.image_paths)
             if not (folder / f"{p.stem}.png").is_file()]
     for i in tqdm(todo, desc=f"{item.tag} figures", unit="img", disable=not todo):
@@ -421,7 +513,8 @@ def summary_markdown(config: Aim3Config, rows: Sequence[dict], table1: Sequence[
               + f". Centre bias: isotropic Gaussian, SD = {config.centre_sd:g} × the shorter "
               f"side. Mismatched: seed {config.mismatch_seed}, the partner's map resized "
               "(bilinear, stretched) to the image's (H, W). Metrics: CC (Pearson), SIM (MIT, "
-              "with min–max), KLD (saliency as reference; lower = closer), AUC of the heatmap "
+              "with min–max), KLD (saliency as reference; lower = closer; "
+              + _kld_shift_note(rows) + "), AUC of the heatmap "
               f"for the top-p% saliency region. Tests: {tests[0]['test'] if tests else '–'}; "
               "'AIS better' counts images where AIS agrees more with saliency than the "
               "baseline does (higher, or lower KLD), over images without NaN.", ""]
@@ -435,6 +528,15 @@ def summary_markdown(config: Aim3Config, rows: Sequence[dict], table1: Sequence[
               + "/".join(f"{p:g}" for p in percents)
               + "% regions; saliency orange, AIS blue; RR above each image)."]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _kld_shift_note(rows: Sequence[dict]) -> str:
+    """How KLD treats negative values, and how many images it concerned in this run."""
+    counts = [(r["model"], r["display_name"], s, len(ids)) for r in rows
+              for s, ids in r["kld_shifted"].items() if ids]
+    told = "; ".join(f"{m} / {d} / {s}: {k}" for m, d, s, k in counts) or "none in this run"
+    return ("a map with negative values is shifted to a minimum of 0 first, map − min(map); "
+            f"images where the heatmap or the saliency map was shifted: {told}")
 
 
 def write_tables(study: Study, rows: list[dict]) -> dict:
@@ -459,6 +561,7 @@ def write_tables(study: Study, rows: list[dict]) -> dict:
             examples, percents=percents,
             suptitle=f"{model}: top-p% saliency (orange) vs AIS (blue)"), path)
         files[f"figure4_{model}"] = path
+    resume.prune(out, {p.name for k, p in files.items()}, patterns=("figure4_*.png",))
     text = summary_markdown(config, rows, table1, metric, tests)
     storage.write_text(out / "summary.md", text)
     files.update({n: out / n for n in ("summary.md", "table1.csv", "table1.json", "metrics.csv",
@@ -484,6 +587,7 @@ def run_aim3(config: Aim3Config) -> dict:
         saliency maps included), before anything is written.
     """
     config.validate()
+    preflight.check_aim_folder(config.out, aim3().name)
     datasets = tuple(load_datasets(config))
     check_saliency(config, datasets)  # before the (large) weights are read
     study = Study(config, tuple(load_models(config)), datasets)

@@ -21,14 +21,13 @@ Nothing is downloaded and no saliency model runs. `run_demo`:
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 
-from ais_jax import storage
+from ais_jax import preflight, storage
 from ais_jax.explain.baselines import CENTRE_BIAS_SD, paired_test
 from ais_jax.explain.compare import PERCENTS
 from ais_jax.report import aim3_tables
@@ -48,7 +47,8 @@ class Aim3DemoConfig:
       n_images: images of Aim 2's demo (half coinciding, half distractor).
       seed: seed of the saliency maps (which images coincide, distractor places, noise).
       batch_size: images per trunk call.
-      percents, centre_sd, mismatch_seed, examples, per_image_figures: as `Aim3Config`.
+      percents, centre_sd, mismatch_seed, examples, per_image_figures, chunk_maps,
+        rsatoolbox: as `Aim3Config` (checked before anything is written).
     """
 
     out: str
@@ -60,6 +60,26 @@ class Aim3DemoConfig:
     mismatch_seed: int = 0
     examples: int = 4
     per_image_figures: bool = False
+    chunk_maps: int | None = None
+    rsatoolbox: bool = False
+
+    def aim3_config(self, **data) -> Aim3Config:
+        """The Aim 3 config of this demo, on ``data`` (the dataset and models fields)."""
+        return Aim3Config(
+            out=self.out, batch_size=self.batch_size, chunk_maps=self.chunk_maps,
+            rsatoolbox=self.rsatoolbox, percents=tuple(self.percents), centre_sd=self.centre_sd,
+            mismatch_seed=self.mismatch_seed, examples=self.examples,
+            per_image_figures=self.per_image_figures, **data)
+
+    def validate(self) -> None:
+        """Every setting, before the Aim 2 step writes anything (ValueError naming the flag)."""
+        if self.n_images < 8:
+            raise ValueError(f"--demo_images must be at least 8, got {self.n_images}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}")
+        if self.chunk_maps is not None and self.chunk_maps < 1:
+            raise ValueError(f"--chunk_maps must be at least 1, got {self.chunk_maps}")
+        self.aim3_config(data_dir="", models=(), saliency_dir="-").validate_settings()
 
 
 def _blob(shape: tuple[int, int], centre: tuple[float, float], sd: tuple[float, float]
@@ -170,10 +190,13 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
       ``aim3`` (run_aim3's result), ``seconds`` and ``text``.
     """
     start = time.perf_counter()
+    cfg.validate()
     out = Path(cfg.out)
+    preflight.check_aim_folder(out, "aim3")
     aim2_out = out / "aim2"
     a2 = aim2_demo.run_demo(aim2_demo.DemoConfig(out=str(aim2_out), n_images=cfg.n_images,
-                                                 batch_size=cfg.batch_size))
+                                                 batch_size=cfg.batch_size,
+                                                 chunk_maps=cfg.chunk_maps))
     data = aim2_out / "demo_data"
     first = a2["aim2"]["rows"][0]["heatmaps"]
     ids = list(first.image_ids)
@@ -192,15 +215,13 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
                f"{NOISE:g} x uniform noise"})
     preamble = _describe(cfg, len(ids))
     # The networks and input size Aim 2's demo ran with, as its run.json records them.
-    aim2_run = json.loads((aim2_out / "run.json").read_text())["config"]
-    result = run_aim3(Aim3Config(
-        out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
+    aim2_run = preflight.read_json(aim2_out / "run.json", "the demo's Aim 2 run.json")["config"]
+    result = run_aim3(cfg.aim3_config(
+        data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic",
         models=tuple((str(label), str(src)) for label, src in aim2_run["models"]),
-        image_size=int(aim2_run["image_size"]), batch_size=cfg.batch_size,
-        saliency_dir=str(sal_dir), aim2_dir=str(aim2_out), percents=tuple(cfg.percents),
-        centre_sd=cfg.centre_sd, mismatch_seed=cfg.mismatch_seed, examples=cfg.examples,
-        per_image_figures=cfg.per_image_figures, preamble=preamble))
+        image_size=int(aim2_run["image_size"]), saliency_dir=str(sal_dir),
+        aim2_dir=str(aim2_out), preamble=preamble))
     groups = {r["model"]: group_summary(r["results"], coincide, cfg.percents)
               for r in result["rows"]}
     tests = {r["model"]: group_tests(r["results"], coincide, cfg.percents)

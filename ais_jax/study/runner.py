@@ -113,10 +113,12 @@ def prepare_study(config: StudyConfig) -> Study:
     return Study(config, tuple(models), tuple(datasets))
 
 
-def write_run_json(study: Study, extra_versions: Mapping[str, Any] = {}) -> Path:
-    """Writes ``<out>/run.json``: config, checkpoints, dataset manifests, versions."""
+def write_run_json(study: Study, extra_versions: Mapping[str, Any] = {},
+                   aim: str | None = None) -> Path:
+    """Writes ``<out>/run.json``: the aim, config, checkpoints, dataset manifests, versions."""
     path = study.out / "run.json"
     storage.write_json(path, {
+        **({"aim": aim} if aim is not None else {}),
         "config": dataclasses.asdict(study.config),
         "checkpoints": {m.label: {"source": m.source, "source_sha256": m.checkpoint_sha256,
                                   "metadata": m.metadata} for m in study.models},
@@ -141,7 +143,8 @@ def run_study(config: StudyConfig, aim: Aim, *, study: Study | None = None) -> A
       MissingWeightsError, FileNotFoundError, ValueError: bad input, before anything is written.
     """
     study = study if study is not None else prepare_study(config)
-    write_run_json(study, aim.versions)
+    preflight.check_aim_folder(study.out, aim.name)  # another aim's results: not overwritten
+    write_run_json(study, aim.versions, aim.name)
     rows: list[dict] = []
     for item in study.items():
         write_image_ids(item.out, item.image_ids)
