@@ -12,13 +12,16 @@ from typing import Callable
 from absl import app, flags
 
 from ais_jax import preflight
+from ais_jax.weights import MODEL_ARCHITECTURES
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_bool("demo", False, "Run the synthetic planted-truth benchmark instead (no data).")
-flags.DEFINE_enum("model", "ecoset", ["ecoset", "imagenet", "both"], "Which VGG-16 checkpoint.")
-flags.DEFINE_string("weights", None, "A converted .safetensors file to use instead of the "
-                    "cached weights of --model (not with --model=both).")
+flags.DEFINE_list("model", ["ecoset"], "Comma-separated converted models, run side by side "
+                  f"(one of {', '.join(MODEL_ARCHITECTURES)}; 'both' = imagenet,ecoset, "
+                  "VGG-16).")
+flags.DEFINE_list("weights", None, "Converted .safetensors files to use instead of the cached "
+                  "weights of --model, one per --model name (which labels it), in order.")
 flags.DEFINE_string("data_dir", None, "Peterson root (<root>/<category>/images, "
                     ".../sim_judgements) or, with --matrix, a folder of images.")
 flags.DEFINE_list("datasets", None, "Peterson categories to run (default: all six).")
@@ -44,15 +47,32 @@ DATA_HELP = (
     "(2018) similarity data and lay it out as <root>/<category>/images/*.jpg and "
     "<root>/<category>/sim_judgements/*.mat, or pass a folder of images with --matrix.")
 
-MODEL_NAMES = {"both": ("imagenet", "ecoset"), "ecoset": ("ecoset",), "imagenet": ("imagenet",)}
+BOTH = ("imagenet", "ecoset")  # --model=both: the paper's two VGG-16s, in its order
 
 
 def models() -> tuple[tuple[str, str], ...]:
-    """``(label, source)`` pairs from --model and --weights."""
-    if FLAGS.weights and FLAGS.model == "both":
-        raise app.UsageError("--weights names one checkpoint; use it with --model=ecoset or "
-                             "--model=imagenet")
-    return tuple((m, FLAGS.weights or m) for m in MODEL_NAMES[FLAGS.model])
+    """``(label, source)`` pairs from --model and --weights.
+
+    Raises:
+      app.UsageError: an unknown or repeated model name, or --weights not one file per name.
+    """
+    names = [n for m in FLAGS.model for n in (BOTH if m == "both" else (m,))]
+    if not names:
+        raise app.UsageError(f"--model is empty; give one or more of "
+                             f"{', '.join(MODEL_ARCHITECTURES)} (or both), comma-separated")
+    unknown = [n for n in names if n not in MODEL_ARCHITECTURES]
+    if unknown:
+        raise app.UsageError(f"--model: unknown model {', '.join(map(repr, unknown))}; known: "
+                             f"{', '.join(MODEL_ARCHITECTURES)} (or both = imagenet,ecoset)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise app.UsageError(f"--model={','.join(FLAGS.model)} names "
+                             f"{', '.join(repeated)} more than once; give each model once")
+    files = FLAGS.weights or []
+    if files and len(files) != len(names):
+        raise app.UsageError(f"--weights gives {len(files)} file(s) for {len(names)} model(s) "
+                             f"({', '.join(names)}): give one file per --model name, in order")
+    return tuple(zip(names, files or names, strict=True))
 
 
 def study_kwargs(default_out: str) -> dict:
@@ -62,7 +82,7 @@ def study_kwargs(default_out: str) -> dict:
       default_out: the results directory when --out is not given.
 
     Raises:
-      app.UsageError: --data_dir missing, or --weights with --model=both.
+      app.UsageError: --data_dir missing, or bad --model / --weights (see `models`).
       ais_jax.preflight.UsageError: --out inside or around the data.
       ais_jax.storage.WriteError: --out is a file or not writable.
     """

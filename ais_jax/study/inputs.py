@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
+import jax
 from tqdm.auto import tqdm
 
 from ais_jax.data import datasets as ds_lib
 from ais_jax.data.images import open_rgb, resized_shape
+from ais_jax.models.registry import Architecture
 from ais_jax.study.config import StudyConfig
-from ais_jax.weights import load_vgg16
+from ais_jax.weights import architecture_of, flat_shapes, load_converted
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
-    """A model's label, parameters and the identity of its checkpoint."""
+    """A model's label, parameters, architecture and the identity of its checkpoint.
+
+    Attributes:
+      label: the name in outputs (``<out>/<label>/...``, table rows).
+      source: the model name or file it was loaded from.
+      params: ``{'trunk': ..., 'head': ...}``.
+      checkpoint_sha256: the sha256 of the checkpoint the weights were converted from.
+      metadata: the converted file's metadata.
+      arch: the registered architecture (trunk, pool, head family, M).
+    """
 
     label: str
     source: str
     params: Any
     checkpoint_sha256: str
     metadata: dict
+    arch: Architecture
 
 
 def layout_help(root: Path) -> str:
@@ -97,11 +110,42 @@ def load_datasets(config: StudyConfig) -> list[tuple[str, ds_lib.Dataset]]:
     return found
 
 
+def load_model(source: str | os.PathLike) -> tuple[dict, dict[str, str], Architecture]:
+    """Converted weights, their metadata and their architecture, checked against its shapes.
+
+    The study's one loading point (`ais_jax.weights.load_model` will take its place).
+
+    Args:
+      source: a model name (``'ecoset'``, ``'alexnet_ecoset'``, ...) or a converted file.
+
+    Raises:
+      MissingWeightsError: the weights were not converted yet (the message says how).
+      ValueError: naming the file: not a classification network of a registered
+        architecture, or tensors missing, unexpected or of the wrong shape.
+    """
+    params, metadata = load_converted(source)
+    arch = architecture_of(metadata)
+    if "num_classes" not in metadata:
+        raise ValueError(f"{source}: holds {metadata['model']!r} weights, not a network AIS "
+                         "runs on (its metadata has no num_classes)")
+    num_classes = int(metadata["num_classes"])
+    expected, got = flat_shapes(arch.param_shapes(num_classes)), flat_shapes(params)
+    problems = [f"{k}: missing (expected shape {s})" for k, s in expected.items() if k not in got]
+    problems += [f"{k}: unexpected tensor" for k in got if k not in expected]
+    problems += [f"{k}: shape {got[k]}, expected {s}" for k, s in expected.items()
+                 if k in got and got[k] != s]
+    if problems:
+        more = f"; ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ValueError(f"{source}: not {arch.name} weights with {num_classes} classes: "
+                         + "; ".join(problems[:5]) + more)
+    return jax.device_put(params), metadata, arch
+
+
 def load_models(config: StudyConfig) -> list[LoadedModel]:
     """Loads every model's converted weights (MissingWeightsError says how to make them)."""
     models = []
     for label, source in config.models:
-        params, metadata = load_vgg16(source)
+        params, metadata, arch = load_model(source)
         models.append(LoadedModel(label, str(source), params, metadata["source_sha256"],
-                                  dict(metadata)))
+                                  dict(metadata), arch))
     return models
