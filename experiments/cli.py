@@ -54,24 +54,29 @@ def models() -> tuple[tuple[str, str], ...]:
     """``(label, source)`` pairs from --model and --weights.
 
     Raises:
-      app.UsageError: an unknown or repeated model name, or --weights not one file per name.
+      preflight.UsageError: an unknown or repeated model name, or --weights not one file
+        per name.
     """
     names = [n for m in FLAGS.model for n in (BOTH if m == "both" else (m,))]
     if not names:
-        raise app.UsageError(f"--model is empty; give one or more of "
-                             f"{', '.join(MODEL_ARCHITECTURES)} (or both), comma-separated")
+        raise preflight.UsageError(
+            f"--model is empty; give one or more of {', '.join(MODEL_ARCHITECTURES)} (or "
+            "both), comma-separated")
     unknown = [n for n in names if n not in MODEL_ARCHITECTURES]
     if unknown:
-        raise app.UsageError(f"--model: unknown model {', '.join(map(repr, unknown))}; known: "
-                             f"{', '.join(MODEL_ARCHITECTURES)} (or both = imagenet,ecoset)")
+        raise preflight.UsageError(
+            f"--model: unknown model {', '.join(map(repr, unknown))}; known: "
+            f"{', '.join(MODEL_ARCHITECTURES)} (or both = imagenet,ecoset)")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise app.UsageError(f"--model={','.join(FLAGS.model)} names "
-                             f"{', '.join(repeated)} more than once; give each model once")
+        raise preflight.UsageError(
+            f"--model={','.join(FLAGS.model)} names {', '.join(repeated)} more than once; "
+            "give each model once")
     files = FLAGS.weights or []
     if files and len(files) != len(names):
-        raise app.UsageError(f"--weights gives {len(files)} file(s) for {len(names)} model(s) "
-                             f"({', '.join(names)}): give one file per --model name, in order")
+        raise preflight.UsageError(
+            f"--weights gives {len(files)} file(s) for {len(names)} model(s) "
+            f"({', '.join(names)}): give one file per --model name, in order")
     return tuple(zip(names, files or names, strict=True))
 
 
@@ -82,7 +87,8 @@ def study_kwargs(default_out: str) -> dict:
       default_out: the results directory when --out is not given.
 
     Raises:
-      app.UsageError: --data_dir missing, or bad --model / --weights (see `models`).
+      app.UsageError: --data_dir missing.
+      ais_jax.preflight.UsageError: bad --model / --weights (see `models`).
       ais_jax.preflight.UsageError: --out inside or around the data.
       ais_jax.storage.WriteError: --out is a file or not writable.
     """
