@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import PIL.Image
 import pytest
+from tiny_archs import tiny_arch
 
 from ais_jax import storage
 from ais_jax.data.images import PREPROCESS_VERSION, load_batch
@@ -28,7 +29,6 @@ from ais_jax.models import registry
 from ais_jax.study import aim1, aim1_demo, aim2, bench
 from ais_jax.study.inputs import load_model
 from ais_jax.weights import save_params
-from tests.tiny_archs import tiny_arch
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # image side: tiny (stride 8) has an 8 x 8 grid, tiny4 (stride 4) 16 x 16
