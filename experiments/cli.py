@@ -12,6 +12,7 @@ from typing import Callable
 from absl import app, flags
 
 from ais_jax import preflight
+from ais_jax.study import config
 from ais_jax.weights import MODEL_ARCHITECTURES
 
 FLAGS = flags.FLAGS
@@ -47,37 +48,9 @@ DATA_HELP = (
     "(2018) similarity data and lay it out as <root>/<category>/images/*.jpg and "
     "<root>/<category>/sim_judgements/*.mat, or pass a folder of images with --matrix.")
 
-BOTH = ("imagenet", "ecoset")  # --model=both: the paper's two VGG-16s, in its order
-
-
 def models() -> tuple[tuple[str, str], ...]:
-    """``(label, source)`` pairs from --model and --weights.
-
-    Raises:
-      preflight.UsageError: an unknown or repeated model name, or --weights not one file
-        per name.
-    """
-    names = [n for m in FLAGS.model for n in (BOTH if m == "both" else (m,))]
-    if not names:
-        raise preflight.UsageError(
-            f"--model is empty; give one or more of {', '.join(MODEL_ARCHITECTURES)} (or "
-            "both), comma-separated")
-    unknown = [n for n in names if n not in MODEL_ARCHITECTURES]
-    if unknown:
-        raise preflight.UsageError(
-            f"--model: unknown model {', '.join(map(repr, unknown))}; known: "
-            f"{', '.join(MODEL_ARCHITECTURES)} (or both = imagenet,ecoset)")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise preflight.UsageError(
-            f"--model={','.join(FLAGS.model)} names {', '.join(repeated)} more than once; "
-            "give each model once")
-    files = FLAGS.weights or []
-    if files and len(files) != len(names):
-        raise preflight.UsageError(
-            f"--weights gives {len(files)} file(s) for {len(names)} model(s) "
-            f"({', '.join(names)}): give one file per --model name, in order")
-    return tuple(zip(names, files or names, strict=True))
+    """``(label, source)`` pairs from --model and --weights (`config.model_sources`)."""
+    return config.model_sources(FLAGS.model, FLAGS.weights)
 
 
 def study_kwargs(default_out: str) -> dict:
@@ -88,7 +61,7 @@ def study_kwargs(default_out: str) -> dict:
 
     Raises:
       app.UsageError: --data_dir missing.
-      ais_jax.preflight.UsageError: bad --model / --weights (see `models`).
+      ais_jax.preflight.UsageError: bad --model / --weights (`config.model_sources`).
       ais_jax.preflight.UsageError: --out inside or around the data.
       ais_jax.storage.WriteError: --out is a file or not writable.
     """
