@@ -136,6 +136,23 @@ def test_demo_plants_and_recovers_maps_of_another_architecture(tmp_path, archs):
         aim1_demo.run_demo(aim1_demo.DemoConfig(out=str(tmp_path / "x"), model="nope"))
 
 
+def test_demo_network_of_a_gap_head_is_its_random_head(tmp_path, archs):
+    """A global-average-pool embedding is separable as it is: no head is constructed."""
+    paths = _images(tmp_path / "images", 4)
+    cfg = aim1_demo.DemoConfig(out=str(tmp_path / "demo"), image_size=SIZE, model="tiny_gap")
+    path = tmp_path / "gap.safetensors"
+    params, meta = aim1_demo.demo_network(path, cfg, paths)
+    _, _, arch = load_model(path)
+    assert arch is archs["tiny_gap"] and meta["architecture"] == "tiny_gap"
+    assert meta["model"] == "demo_synthetic_tiny_gap" and "random head" in meta["description"]
+    expected = archs["tiny_gap"].random_params(jax.random.key(cfg.seed), aim1_demo.DEMO_CLASSES)
+    np.testing.assert_array_equal(params["head"]["fc"]["kernel"], expected["head"]["fc"]["kernel"])
+    # Its activations are filed under the saved tensors' digest, keyed with the architecture.
+    again = activations.cached_activations({}, meta["tensors_sha256"], paths, image_size=SIZE,
+                                           arch="tiny_gap")
+    assert again.hit and again.value.shape == (4, SIZE // 8, SIZE // 8, 7)
+
+
 def test_separable_head_of_another_size_gives_each_map_its_own_units():
     rng = np.random.default_rng(0)
     blocks = np.abs(rng.normal(size=(9, 6, 4)))
