@@ -4,9 +4,14 @@ Real data (converted weights + the Peterson et al. 2018 set)::
 
     python -m experiments.aim1 --model=ecoset --data_dir=/data/peterson --out=results/aim1
 
-Synthetic planted-truth demo (no downloads, a few minutes on a laptop CPU)::
+Synthetic planted-truth demo (no downloads, a few minutes on a laptop CPU), on VGG-16 or any
+registered architecture (``--demo_model=alexnet``, ...)::
 
     python -m experiments.aim1 --demo --out=results/demo
+
+Several models side by side (each converted first with ``python -m weights_convert``)::
+
+    python -m experiments.aim1 --model=vgg16_ecoset,alexnet_ecoset --data_dir=... --out=...
 
 Beyond the paper, learned soft masks and feature reweighting on the same folds (rows in
 results.csv/json, bars in figure1.png; the demo runs all three)::
@@ -25,6 +30,7 @@ from absl import app, flags, logging
 from ais_jax import preflight
 from ais_jax.engine import crossval
 from ais_jax.fitting import compare
+from ais_jax.models import registry
 from ais_jax.study import aim1, aim1_demo
 from experiments import cli
 
@@ -34,11 +40,13 @@ flags.DEFINE_list("seeds", [str(s) for s in crossval.LEGACY_SEEDS],
                   "Legacy np.random.seed values, one shuffle each.")
 flags.DEFINE_enum("score", "r2", ["r2", "rho"], "Alignment score: R^2 (the paper's Aim 1) or rho.")
 flags.DEFINE_integer("demo_planted", 64, "--demo: size of the planted map set.")
+flags.DEFINE_string("demo_model", aim1_demo.DEFAULT_MODEL, "--demo: the architecture of the "
+                    f"synthetic network ({', '.join(registry.ARCHITECTURES)}).")
 flags.DEFINE_list("methods", ["greedy"], "Selection methods on the same folds: greedy (the "
                   "paper's, always included), softmask, reweight. --demo default: all three.")
 
 DEMO_IMAGES = 60
-OWN = ("folds", "seeds", "score", "demo_planted", "methods")
+OWN = ("folds", "seeds", "score", "demo_planted", "demo_model", "methods")
 
 
 def _present(name: str, default):
@@ -66,7 +74,8 @@ def _run() -> int:
             out=str(out), n_images=n_images, planted=FLAGS.demo_planted,
             batch_size=FLAGS.batch_size, methods=methods, folds=folds,
             seeds=preflight.int_list(_present("seeds", demo.seeds), "--seeds"),
-            score=FLAGS.score, rsatoolbox=FLAGS.rsatoolbox))
+            score=FLAGS.score, rsatoolbox=FLAGS.rsatoolbox,
+            model=registry.architecture(FLAGS.demo_model).name))
         print(result["text"])
     else:
         result = aim1.run_aim1(_config())

@@ -3,6 +3,7 @@
     python -m experiments.bench                      # n = 120, writes bench.json
     python -m experiments.bench --n=24 --out=/tmp/b.json
     python -m experiments.bench --aim1_full=/tmp/r   # the full-scale Aim 1 rehearsal instead
+    python -m experiments.bench --model=vgg16,alexnet   # per architecture, side by side
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ _SKIP_TORCH = flags.DEFINE_bool("skip_torch", _D.skip_torch, "skip the PyTorch l
 _FC6_ACTIVE = flags.DEFINE_float("fc6_active", _D.fc6_active, "fraction of fc6 units active in "
                                  "the trained-like head (an fc6 bias shift; an assumed level)",
                                  lower_bound=0.001, upper_bound=1.0)
+_MODEL = flags.DEFINE_list("model", None, "instead of the VGG-16 paths table: one row per "
+                           "registered architecture (ablations/s, one greedy curve, the FLOP "
+                           "bound of its head), side by side, e.g. --model=vgg16,alexnet")
 _AIM1_FULL = flags.DEFINE_string("aim1_full", None, "instead of the benchmark, run the "
                                  "full-scale Aim 1 rehearsal (experiments.aim1_full) in this "
                                  "folder; the same folder again resumes")
@@ -51,6 +55,15 @@ def main(argv):
     if _AIM1_FULL.value is not None:  # the rehearsal checks its own folder first
         return rehearsal.cli_main(_AIM1_FULL.value, fc6_active=_AIM1_FULL_FC6.value)
     preflight.check_out_file(_OUT.value)  # before the benchmark, not after it
+    if _MODEL.value is not None:
+        bench.check_models(tuple(_MODEL.value))  # unknown or repeated names: before any work
+        res = bench.run_models(bench.BenchConfig(
+            n=_N.value, seed=_SEED.value, repeats=_REPEATS.value, sparsity=_SPARSITY.value,
+            matmul_size=_MATMUL_SIZE.value, models=tuple(_MODEL.value)))
+        print(bench.format_models_table(res))
+        storage.write_json(_OUT.value, res)
+        print(f"wrote {_OUT.value}")
+        return 0
     res = bench.run(bench.BenchConfig(
         n=_N.value, seed=_SEED.value, repeats=_REPEATS.value, torch_images=_TORCH_IMAGES.value,
         torch_maps=_TORCH_MAPS.value, vmap_images=_VMAP_IMAGES.value,

@@ -12,13 +12,17 @@ from typing import Callable, Sequence
 from absl import app, flags
 
 from ais_jax import preflight
+from ais_jax.study import config
+from ais_jax.weights import MODEL_ARCHITECTURES
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_bool("demo", False, "Run the synthetic planted-truth benchmark instead (no data).")
-flags.DEFINE_enum("model", "ecoset", ["ecoset", "imagenet", "both"], "Which VGG-16 checkpoint.")
-flags.DEFINE_string("weights", None, "A converted .safetensors file to use instead of the "
-                    "cached weights of --model (not with --model=both).")
+flags.DEFINE_list("model", ["ecoset"], "Comma-separated converted models, run side by side "
+                  f"(one of {', '.join(MODEL_ARCHITECTURES)}; 'both' = imagenet,ecoset, "
+                  "VGG-16).")
+flags.DEFINE_list("weights", None, "Converted .safetensors files to use instead of the cached "
+                  "weights of --model, one per --model name (which labels it), in order.")
 flags.DEFINE_string("data_dir", None, "Peterson root (<root>/<category>/images, "
                     ".../sim_judgements) or, with --matrix, a folder of images.")
 flags.DEFINE_string("data", None, "tfds:NAME/CONFIG[:split]: a TFDS dataset (the 'tfds' extra; "
@@ -33,7 +37,7 @@ flags.DEFINE_enum("kind", None, ["similarity", "dissimilarity"],
                   "(sign-flipped). Never guessed: a wrong kind flips the sign of every score. "
                   "Not needed for an rsatoolbox file (it says it holds dissimilarities).")
 flags.DEFINE_bool("rsatoolbox", False, "Also write each model and dataset's human, model and "
-                  "512 ablated-model RDMs as rsatoolbox HDF5 files (needs the 'rsa' extra).")
+                  "M ablated-model RDMs as rsatoolbox HDF5 files (needs the 'rsa' extra).")
 flags.DEFINE_string("name", None, "Plain dataset: its name (default: the folder's name).")
 flags.DEFINE_bool("symmetrize", False, "Average the human matrix with its transpose.")
 flags.DEFINE_string("out", None, "Results directory (default: results/<aim>, or the demo's).")
@@ -42,21 +46,10 @@ flags.DEFINE_integer("chunk_maps", None, "Maps per ablation/greedy step (default
 flags.DEFINE_integer("demo_images", None, "--demo: number of generated images (default: the "
                      "demo's own).")
 
-DATA_HELP = (
-    "--data_dir is required (or run the synthetic demo with --demo). Get the Peterson et al. "
-    "(2018) similarity data and lay it out as <root>/<category>/images/*.jpg and "
-    "<root>/<category>/sim_judgements/*.mat, or pass a folder of images with --matrix, or a "
-    "TFDS dataset with --data=tfds:NAME/CONFIG.")
-
-MODEL_NAMES = {"both": ("imagenet", "ecoset"), "ecoset": ("ecoset",), "imagenet": ("imagenet",)}
-
 
 def models() -> tuple[tuple[str, str], ...]:
-    """``(label, source)`` pairs from --model and --weights."""
-    if FLAGS.weights and FLAGS.model == "both":
-        raise app.UsageError("--weights names one checkpoint; use it with --model=ecoset or "
-                             "--model=imagenet")
-    return tuple((m, FLAGS.weights or m) for m in MODEL_NAMES[FLAGS.model])
+    """``(label, source)`` pairs from --model and --weights (`config.model_sources`)."""
+    return config.model_sources(FLAGS.model, FLAGS.weights)
 
 
 def study_kwargs(default_out: str) -> dict:
@@ -66,12 +59,13 @@ def study_kwargs(default_out: str) -> dict:
       default_out: the results directory when --out is not given.
 
     Raises:
-      app.UsageError: --data_dir missing, or --weights with --model=both.
+      app.UsageError: --data_dir missing.
+      ais_jax.preflight.UsageError: bad --model / --weights (`config.model_sources`).
       ais_jax.preflight.UsageError: --out inside or around the data.
       ais_jax.storage.WriteError: --out is a file or not writable.
     """
     if FLAGS.data_dir is None and FLAGS.data is None:
-        raise app.UsageError(DATA_HELP)
+        raise app.UsageError(config.DATA_HELP)
     out = FLAGS.out or default_out
     # Before anything is loaded: an --out inside the data (its files would be read as images
     # next time) or around it, a file, or not writable.

@@ -105,3 +105,24 @@ def test_bad_input_fails_before_anything_is_written(tmp_path_factory, tmp_path, 
     assert "error: " in proc.stderr and "Traceback" not in proc.stderr
     assert "weights_convert --model=imagenet" in proc.stderr
     assert not (tmp_path / "cli").exists()
+
+
+def test_cli_runs_a_list_of_models_with_a_file_each(tmp_path_factory, tmp_path):
+    """--model=a,b with one --weights file each (the library test pairs three models)."""
+    first = small_demo_run(tmp_path_factory)
+    data, ckpt = Path(first["out"]) / "demo_data", str(first["checkpoint"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.aim2", "--model=imagenet,ecoset",
+         f"--weights={ckpt},{ckpt}", f"--data_dir={data / 'images'}",
+         f"--matrix={data / 'similarity.npy'}", "--kind=similarity", "--name=synthetic",
+         "--overlays=0", f"--out={tmp_path / 'cli'}"], cwd=REPO,
+        env={**os.environ, storage.CACHE_ENV: str(first["cache"])}, capture_output=True,
+        text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "cli"
+    rows = (out / "datasets.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[2:4] for r in rows] == [["imagenet", "ecoset"]]
+    assert (out / "match_synthetic.csv").exists()
+    run = json.loads((out / "run.json").read_text())
+    assert [m for m, _ in run["config"]["models"]] == ["imagenet", "ecoset"]
+    assert {c["source"] for c in run["checkpoints"].values()} == {ckpt}

@@ -52,3 +52,21 @@ def test_bench_rejects_too_few_images(tmp_path):
     assert proc.returncode != 0
     assert "--n=8" in proc.stderr
     assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_model_flag_writes_one_row_per_architecture(tmp_path):
+    """--model=vgg16: the per-architecture table (its FLOP bound is the fc6-identity one)."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "experiments.bench", "--model=vgg16", "--n=15",
+                           "--repeats=1", "--matmul_size=256", f"--out={out}"], cwd=REPO,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    row = res["models"]["vgg16"]
+    assert (row["maps"], row["grid"], row["block"]) == (512, [14, 14], 49)
+    assert row["head_family"] == "flatten_linear" and row["ablated_layer"] == "conv5_3"
+    assert row["flops"] == 15 * 512 * (2 * 49 * 4096 + 2 * 4096 * 4096) + 15 * (
+        2 * 512 * 49 * 4096 + 2 * 4096 * 4096)
+    assert row["ablations_per_s"] > 0 and row["greedy_s"] > 0
+    assert "vgg16" in proc.stdout and "fc6 identity + fc7" in proc.stdout

@@ -115,7 +115,7 @@ def fake_trunk(monkeypatch):
     """trunk_activations replaced by a counter: acts depend on the params' one value."""
     calls = []
 
-    def fake(trunk_params, image_paths, *, image_size=224, batch_size=8, desc=""):
+    def fake(trunk_params, image_paths, *, image_size=224, batch_size=8, desc="", arch="vgg16"):
         calls.append(len(image_paths))
         value = float(np.asarray(trunk_params["w"]).reshape(-1)[0])
         return np.full((len(image_paths), 2, 2, 512), value, np.float32)

@@ -3,16 +3,20 @@
 Both depend only on the weights, the image files, the preprocessing and the input size, never
 on the human matrix, so a cache entry is keyed by a hash of exactly those:
 
-    cache_dir()/activations/<key>.npz     acts [n, h, w, 512]
-    cache_dir()/ablations/<key>.npz       full [n, n], global_delta [512, n, n],
-                                          per_image_delta [n, 512, n]
+    cache_dir()/activations/<key>.npz     acts [n, h, w, M]
+    cache_dir()/ablations/<key>.npz       full [n, n], global_delta [M, n, n],
+                                          per_image_delta [n, M, n]
+
+The trunk and the pooling come from the model's registered architecture
+(`ais_jax.models.registry`): ``h x w`` is that model's map grid and M its number of maps.
 
 The weights are named by the digest of the tensors actually used (``tensors_sha256`` in the
-metadata `ais_jax.weights.load_vgg16` returns, verified when the file was read), not by the
-checkpoint they were converted from: re-converting, or a damaged file, can never reuse entries
-computed from other numbers. Changing any key part (other tensors, an edited, renamed or
-reordered image, a new preprocessing or cache format version, another size) gives a new key,
-so stale entries are never read.
+metadata of the converted file, verified when it was read), not by the checkpoint they were
+converted from: re-converting, or a damaged file, can never reuse entries computed from other
+numbers. Changing any key part (other tensors, an edited, renamed or reordered image, a new
+preprocessing or cache format version, another size, another architecture) gives a new key, so
+stale entries are never read. (VGG-16's keys carry no architecture part: they are the keys
+written before other architectures existed, so its cache entries stay valid.)
 
 Each entry also stores the sha256 of its own arrays. An entry that cannot be read (truncated,
 corrupt) or does not match its digest is a cache miss: it is computed again and replaced.
@@ -21,11 +25,12 @@ corrupt) or does not match its digest is a cache miss: it is computed again and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +40,8 @@ from tqdm.auto import tqdm
 from ais_jax import storage
 from ais_jax.data.images import PREPROCESS_VERSION, load_batch
 from ais_jax.engine.ablation import AblationSimilarities, ablation_similarities
-from ais_jax.models.vgg16 import VGG16Trunk, pool_blocks
+from ais_jax.models import registry
+from ais_jax.models.registry import Architecture
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,10 @@ ABLATION_CACHE_VERSION = 3
 _DIGEST_FIELD = "sha256"  # the entry's own digest, stored beside its arrays
 # What reading a damaged .npz raises (truncated zip, bad CRC, missing member, bad header).
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+# The architecture whose cache keys have no architecture part (the keys of before #19).
+KEYLESS_ARCHITECTURE = "vgg16"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,21 +86,30 @@ def images_digest(paths: Sequence[str | Path]) -> str:
     return h.hexdigest()
 
 
+def resolve(arch: str | Architecture) -> Architecture:
+    """``arch`` itself, or the registered architecture of that name (ValueError lists them)."""
+    return arch if isinstance(arch, Architecture) else registry.architecture(arch)
+
+
 def activation_key(weights_digest: str, image_paths: Sequence[str | Path],
-                   image_size: int) -> str:
+                   image_size: int, *, arch: str | Architecture = KEYLESS_ARCHITECTURE) -> str:
     """Cache key of a dataset's trunk activations (and, derived from it, its ablations).
 
     Args:
       weights_digest: ``metadata['tensors_sha256']`` of the weights (see the module docstring).
       image_paths: the images, in dataset order.
       image_size: shorter side after resizing.
+      arch: the weights' architecture (or its registry name); part of the key for all but
+        `KEYLESS_ARCHITECTURE`, whose keys are those of before #19.
     """
     if not isinstance(weights_digest, str) or not weights_digest:
         raise ValueError(f"activation_key: weights_digest must be a non-empty string (the "
                          f"weights' metadata['tensors_sha256']), got {weights_digest!r}")
+    name = resolve(arch).name
+    extra = {} if name == KEYLESS_ARCHITECTURE else {"architecture": name}
     return storage.cache_key(weights=weights_digest, images=images_digest(image_paths),
-                     preprocess=PREPROCESS_VERSION, size=int(image_size),
-                     format=ACTIVATION_CACHE_VERSION)
+                             preprocess=PREPROCESS_VERSION, size=int(image_size),
+                             format=ACTIVATION_CACHE_VERSION, **extra)
 
 
 def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
@@ -129,33 +148,41 @@ def read_entry(path: Path, fields: Sequence[str]) -> dict[str, np.ndarray] | Non
     return arrays
 
 
-@jax.jit
-def _trunk(trunk_params: dict, images: jax.Array) -> jax.Array:
-    return VGG16Trunk().apply({"params": trunk_params}, images)
+@functools.lru_cache(maxsize=None)
+def _jitted(arch: Architecture) -> tuple[Callable, Callable]:
+    """The jitted trunk and pool of one architecture (compiled once per input shape)."""
+    return jax.jit(arch.trunk_apply), jax.jit(arch.pool)
 
 
-blocks_from_acts = jax.jit(pool_blocks)
+def blocks_from_acts(acts: jax.Array | np.ndarray,
+                     arch: str | Architecture = KEYLESS_ARCHITECTURE) -> jax.Array:
+    """The head's per-map inputs ``blocks [n, M, B]`` of maps ``acts [n, h, w, M]``
+    (``arch.pool``, jitted; VGG-16: the pooled fc6 inputs ``[n, 512, 49]``)."""
+    return _jitted(resolve(arch))[1](acts)
 
 
 def trunk_activations(trunk_params: dict, image_paths: Sequence[str | Path], *,
                       image_size: int = 224, batch_size: int = 8,
-                      desc: str = "trunk") -> np.ndarray:
-    """Runs the VGG-16 trunk over image files in fixed-size batches.
+                      desc: str = "trunk",
+                      arch: str | Architecture = KEYLESS_ARCHITECTURE) -> np.ndarray:
+    """Runs a model's trunk over image files in fixed-size batches.
 
     The last batch is padded to ``batch_size`` so the jitted trunk compiles once per image size.
 
     Args:
-      trunk_params: the ``'trunk'`` subtree of the VGG-16 parameters.
+      trunk_params: the ``'trunk'`` subtree of the model's parameters.
       image_paths: ``n`` image files, in dataset order.
       image_size: shorter side after resizing (224 in the paper).
       batch_size: images per trunk call.
       desc: progress bar label.
+      arch: the model's architecture (or its registry name), whose ``trunk_apply`` runs.
 
     Returns:
-      acts ``[n, h, w, 512]`` float32, post-ReLU conv5_3.
+      acts ``[n, h, w, M]`` float32, the ablated layer's post-ReLU maps (VGG-16: conv5_3).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    trunk = _jitted(resolve(arch))[0]
     paths = list(image_paths)
     out = []
     for start in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch"):
@@ -165,7 +192,7 @@ def trunk_activations(trunk_params: dict, image_paths: Sequence[str | Path], *,
         if real < batch_size:
             pad = np.zeros((batch_size - real, *batch.shape[1:]), np.float32)
             batch = np.concatenate([batch, pad])
-        out.append(np.asarray(_trunk(trunk_params, jnp.asarray(batch)))[:real])
+        out.append(np.asarray(trunk(trunk_params, jnp.asarray(batch)))[:real])
     return np.concatenate(out)
 
 
@@ -174,16 +201,18 @@ def _activations_path(key: str) -> Path:
 
 
 def store_activations(weights_digest: str, image_paths: Sequence[str | Path], acts: np.ndarray,
-                      *, image_size: int = 224) -> Cached:
+                      *, image_size: int = 224,
+                      arch: str | Architecture = KEYLESS_ARCHITECTURE) -> Cached:
     """Puts activations computed elsewhere into the cache, under the key `cached_activations`
     would look up (e.g. a network built from its own activations, saved only afterwards).
 
     Args:
       weights_digest: ``tensors_sha256`` of the saved weights whose trunk computed ``acts``.
-      image_paths, image_size: as `cached_activations`.
-      acts: ``[n, h, w, 512]`` float32.
+      image_paths, image_size, arch: as `cached_activations`.
+      acts: ``[n, h, w, M]`` float32.
     """
-    path = _activations_path(activation_key(weights_digest, image_paths, image_size))
+    path = _activations_path(activation_key(weights_digest, image_paths, image_size,
+                                            arch=arch))
     acts = np.asarray(acts, np.float32)
     write_entry(path, {"acts": acts})
     return Cached(acts, path, False)
@@ -191,30 +220,34 @@ def store_activations(weights_digest: str, image_paths: Sequence[str | Path], ac
 
 def cached_activations(trunk_params: dict, weights_digest: str,
                        image_paths: Sequence[str | Path], *, image_size: int = 224,
-                       batch_size: int = 8, desc: str = "trunk") -> Cached:
+                       batch_size: int = 8, desc: str = "trunk",
+                       arch: str | Architecture = KEYLESS_ARCHITECTURE) -> Cached:
     """`trunk_activations`, read from the cache when this exact input was seen before.
 
     Args:
-      trunk_params: the ``'trunk'`` subtree of the VGG-16 parameters.
+      trunk_params: the ``'trunk'`` subtree of the model's parameters.
       weights_digest: the digest of the weights ``trunk_params`` come from: pass
-        ``metadata['tensors_sha256']`` of `ais_jax.weights.load_vgg16` (for weights made in
-        memory, any string that changes whenever their values do).
-      image_paths, image_size, batch_size, desc: as `trunk_activations`.
+        ``metadata['tensors_sha256']`` of the converted file (for weights made in memory,
+        any string that changes whenever their values do).
+      image_paths, image_size, batch_size, desc, arch: as `trunk_activations` (``arch`` is
+        part of the key, see `activation_key`).
 
     Returns:
-      `Cached` with value acts ``[n, h, w, 512]``; its key is ``path.stem``.
+      `Cached` with value acts ``[n, h, w, M]``; its key is ``path.stem``.
 
     Raises:
       ais_jax.storage.WriteError: the cache cannot be written (named, with the OS reason).
     """
-    path = _activations_path(activation_key(weights_digest, image_paths, image_size))
+    path = _activations_path(activation_key(weights_digest, image_paths, image_size,
+                                            arch=arch))
     entry = read_entry(path, ("acts",))
     if entry is not None:
         log.info("activations: cache hit %s", path)
         return Cached(entry["acts"], path, True)
     acts = trunk_activations(trunk_params, image_paths, image_size=image_size,
-                             batch_size=batch_size, desc=desc)
-    cached = store_activations(weights_digest, image_paths, acts, image_size=image_size)
+                             batch_size=batch_size, desc=desc, arch=arch)
+    cached = store_activations(weights_digest, image_paths, acts, image_size=image_size,
+                               arch=arch)
     log.info("activations: computed and cached %s", path)
     return cached
 
@@ -225,7 +258,8 @@ def cached_similarities(head_params: dict, blocks: np.ndarray, activations_key: 
 
     Args:
       head_params: the ``'head'`` subtree of the same weights as the activations.
-      blocks: ``[n, 512, 49]`` pooled fc6 inputs of the dataset's activations.
+      blocks: ``[n, M, B]`` the head's per-map inputs of the dataset's activations
+        (`blocks_from_acts`).
       activations_key: the activations' cache key, ``cached_activations(...).path.stem``
         (it covers the weights' tensor digest, so the head is keyed too).
       chunk_maps: maps per ablation step (memory/speed trade-off; None = the default).

@@ -44,8 +44,6 @@ from ais_jax.study.runner import Aim, Study, run_study, versions
 
 log = logging.getLogger(__name__)
 
-NUM_MAPS = 512
-
 # Bump when a fold's meaning changes; finished folds with another version are recomputed.
 FOLD_FORMAT_VERSION = 1
 
@@ -97,8 +95,8 @@ def run_fold(head_params: Any, blocks: np.ndarray, sims: Any, human: np.ndarray,
     """Selection on the training images of one fold, scored on its test images.
 
     Args:
-      head_params: the VGG-16 head parameters.
-      blocks: ``[n, 512, 49]`` pooled fc6 inputs of all images.
+      head_params: the model's head parameters.
+      blocks: ``[n, M, B]`` the head's per-map inputs of all images (VGG-16: ``[n, 512, 49]``).
       sims: `ais_jax.engine.ablation.AblationSimilarities` of all images (its ``[train, train]``
         submatrices are exactly the ablations of the training images alone).
       human: ``[n, n]`` human similarity.
@@ -110,12 +108,12 @@ def run_fold(head_params: Any, blocks: np.ndarray, sims: Any, human: np.ndarray,
       JSON-ready dict: training AIS, train/test curves, ``set_size`` = |S*| (maps kept), Full
       and Retained train/test scores, the fold's image indices.
     """
-    ais = np.asarray(global_ais(sims, human, images=fold.train, score=score))  # [512]
+    ais = np.asarray(global_ais(sims, human, images=fold.train, score=score))  # [M]
     order = np.asarray(rank_maps(ais))
     result = greedy_curves(head_params, blocks, order, human, train=fold.train,
                            test=fold.test, score=score, chunk_maps=chunk_maps)
-    train_curve = np.asarray(result.train_curve, np.float64)  # [512]
-    test_curve = np.asarray(result.test_curve, np.float64)  # [512]
+    train_curve = np.asarray(result.train_curve, np.float64)  # [M]
+    test_curve = np.asarray(result.test_curve, np.float64)  # [M]
     size = int(best_prefix(train_curve))
 
     def full_score(idx: np.ndarray) -> float:
@@ -154,7 +152,7 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
     config = item.config
     model, key, ds, out, tag = item.model, item.key, item.dataset, item.out, item.tag
     acts, sims = item.activations, item.similarities
-    blocks = item.blocks  # [n, 512, 49]
+    blocks = item.blocks  # [n, M, B]
     human = item.human
     n = human.shape[0]
 
@@ -237,10 +235,10 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
 
 
 def ais_correlations(rows: Sequence[dict]) -> list[dict]:
-    """Pearson correlation of the 512-long global AIS vectors for each pair of datasets.
+    """Pearson correlation of the M-long global AIS vectors for each pair of datasets, per model.
 
     Args:
-      rows: results rows with ``model``, ``dataset`` and ``global_ais`` ``[512]``.
+      rows: results rows with ``model``, ``dataset`` and ``global_ais`` ``[M]``.
 
     Returns:
       One dict per (model, dataset pair): ``model``, ``a``, ``b``, ``r``, ``paper_r``.
@@ -325,7 +323,7 @@ def run_aim1(config: Aim1Config, *, on_fold: Callable[[dict], None] | None = Non
 
     Returns:
       ``{'out': Path, 'rows': [results row per (model, dataset)], 'correlations': [...],
-      'files': {...}}``; rows also hold ``global_ais`` ``[512]`` and cache/resume counts.
+      'files': {...}}``; rows also hold ``global_ais`` ``[M]`` and cache/resume counts.
 
     Raises:
       MissingWeightsError, FileNotFoundError, ValueError: bad input, before anything is written.

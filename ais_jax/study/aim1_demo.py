@@ -4,16 +4,18 @@ Nothing is downloaded. `run_demo`:
 
 1. draws ``n`` images procedurally (coloured shapes and stripes on gradients, seeded) and saves
    them as PNG files in a plain dataset folder;
-2. builds a *synthetic* network with VGG-16's shapes and saves it with
-   `ais_jax.weights.save_params`: the trunk is a seeded random He-scaled VGG-16
-   (`ais_jax.models.vgg16.random_params`); the head keeps the maps' contributions separable:
-   the 49 pooled inputs of map k feed only fc6 units ``8k ... 8k+7`` through a zero-mean
-   random block (so a map's spatial pattern, not its overall level, drives its units), scaled
-   per map by its SD on the demo images and centred per unit with biases <= 0
-   (`separable_head`); fc7 is the identity, so removing map k zeroes exactly its 8 embedding
+2. builds a *synthetic* network with the shapes of a registered architecture
+   (``DemoConfig.model``, default VGG-16) and saves it with `ais_jax.weights.save_params`: the
+   trunk is that architecture's seeded random weights (``Architecture.random_params``); for a
+   flatten -> linear head the head keeps the maps' contributions separable: the B (VGG-16: 49)
+   pooled inputs of map k feed only fc6 units ``u k ... u k + u - 1`` (VGG-16: u = 8) through
+   a zero-mean random block (so a map's spatial pattern, not its overall level, drives its
+   units), scaled per map by its SD on the demo images and centred per unit with biases <= 0
+   (`separable_head`); fc7 is the identity, so removing map k zeroes exactly its u embedding
    units. (In a plainly random VGG-16 every
    map's similarity pattern shares one dominant component and single-map AIS barely sees a
-   planted set; this head avoids that.);
+   planted set; this head avoids that.) For a global-average-pool head the embedding is
+   already separable (coordinate k is map k's mean), so its random head is used as it is;
 3. plants the "human" similarity: the correlation matrix of the embeddings with only a random
    set P of maps kept (``|P|`` of the maps that respond to these images), plus symmetric
    Gaussian noise of a stated size, saved as ``.npy``;
@@ -43,16 +45,15 @@ from ais_jax.engine import activations
 from ais_jax.engine.ablation import full_embeddings
 from ais_jax.engine.similarity import corr_matrix
 from ais_jax.fitting import compare
-from ais_jax.models.vgg16 import BLOCK, EMBED_DIM, NUM_MAPS, random_params
+from ais_jax.models import registry
+from ais_jax.models.registry import Architecture
 from ais_jax.report import figures
 from ais_jax.study import aim1
-from ais_jax.weights import load_vgg16, save_params
+from ais_jax.weights import ARCHITECTURE_TITLES, load_model, save_params
 
-UNITS_PER_MAP = EMBED_DIM // NUM_MAPS  # 8 fc6 units per map
 DEMO_CLASSES = 1000
 DEMO_RECIPE_VERSION = 3  # part of the synthetic checkpoint's identity
-
-
+DEFAULT_MODEL = "vgg16"  # its demo files are exactly those of before other architectures
 SCORE_NAMES = {"r2": "R²", "rho": "ρ"}
 
 
@@ -77,6 +78,8 @@ class DemoConfig:
         ``python -m experiments.aim1 --demo`` runs all three; the default here keeps library
         callers (and the test suite's small demo) at greedy's cost.
       score, rsatoolbox: as `ais_jax.study.aim1.Aim1Config` (``--score``, ``--rsatoolbox``).
+      model: the registered architecture (`ais_jax.models.registry`) the synthetic network
+        has; P is drawn among its maps.
     """
 
     out: str
@@ -91,6 +94,17 @@ class DemoConfig:
     methods: tuple[str, ...] = ("greedy",)
     score: str = "r2"
     rsatoolbox: bool = False
+    model: str = DEFAULT_MODEL
+
+    @property
+    def arch(self) -> Architecture:
+        """The registered architecture (ValueError listing the known ones)."""
+        return registry.architecture(self.model)
+
+
+def display_name(arch: Architecture) -> str:
+    """``'VGG-16'`` for ``vgg16``, ...; the registry name for others."""
+    return ARCHITECTURE_TITLES.get(arch.name, arch.name)
 
 
 def draw_image(rng: np.random.Generator, size: int) -> PIL.Image.Image:
@@ -135,10 +149,11 @@ def write_images(folder: Path, n: int, size: int, rng: np.random.Generator) -> l
 
 
 def separable_head(blocks: np.ndarray, rng: np.random.Generator,
-                   num_classes: int = DEMO_CLASSES) -> dict:
-    """A VGG-16-shaped head in which each map feeds only its own 8 fc6 units.
+                   num_classes: int = DEMO_CLASSES, embed_dim: int = 4096) -> dict:
+    """A flatten -> linear head in which each map feeds only its own u = D // M fc6 units.
 
-    Map k's 49 pooled inputs reach fc6 units ``8k ... 8k+7`` through a zero-mean random block
+    With VGG-16's ``blocks [n, 512, 49]`` and D = 4096, u = 8: map k's 49 pooled inputs reach
+    fc6 units ``8k ... 8k+7`` through a zero-mean random block
     (a map's spatial pattern drives its units, not its overall level), scaled by 1 / the map's
     SD over ``blocks`` (so that no few loud maps dominate every similarity). Each unit is then
     centred over ``blocks``: its sign is chosen so that its mean pre-activation is >= 0 and its
@@ -146,41 +161,59 @@ def separable_head(blocks: np.ndarray, rng: np.random.Generator,
     a plain random VGG-16 it makes every map's similarity pattern alike), and because every
     bias is <= 0 an ablated unit outputs ReLU(bias) = 0 exactly. fc7 is the identity with zero
     bias, so the embedding is the 4096 fc6 units after ReLU and removing map k zeroes exactly
-    its own 8 units.
+    its own u units (fc6 units past ``u M``, if D is not a multiple of M, have zero weights
+    and biases: they are 0 in every embedding).
 
     Args:
-      blocks: ``[n, 512, 49]`` pooled trunk outputs of the images the head is calibrated on.
+      blocks: ``[n, M, B]`` pooled trunk outputs of the images the head is calibrated on.
       rng: generator of the random blocks and fc8.
       num_classes: fc8 width.
+      embed_dim: D, the fc6 / fc7 width (at least M).
 
     Returns:
-      ``{'fc6': {'kernel' [25088, 4096], 'bias' [4096]}, 'fc7': ..., 'fc8': ...}`` float32.
+      ``{'fc6': {'kernel' [M B, D], 'bias' [D]}, 'fc7': ..., 'fc8': ...}`` float32.
     """
-    w = rng.standard_normal((NUM_MAPS, BLOCK, UNITS_PER_MAP))  # [512, 49, 8]
+    _, maps, block = blocks.shape
+    units = embed_dim // maps
+    if units < 1:
+        raise ValueError(f"separable_head: {maps} maps need at least {maps} fc6 units, the "
+                         f"head has {embed_dim}")
+    w = rng.standard_normal((maps, block, units))  # [M, B, u]
     w -= w.mean(axis=1, keepdims=True)
-    sd = blocks.std(axis=(0, 2))  # [512]; 0 for a map silent on every image
-    w *= (1.0 / np.where(sd > 0, sd, 1.0) / np.sqrt(BLOCK))[:, None, None]
+    sd = blocks.std(axis=(0, 2))  # [M]; 0 for a map silent on every image
+    w *= (1.0 / np.where(sd > 0, sd, 1.0) / np.sqrt(block))[:, None, None]
     mean_pre = np.einsum("nkb,kbu->ku", blocks.astype(np.float64), w) / blocks.shape[0]
     w *= np.where(mean_pre < 0, -1.0, 1.0)[:, None, :]
-    bias = -np.abs(mean_pre)  # [512, 8], <= 0
-    fc6 = np.zeros((NUM_MAPS, BLOCK, NUM_MAPS, UNITS_PER_MAP), np.float32)
-    fc6[np.arange(NUM_MAPS), :, np.arange(NUM_MAPS), :] = w
+    bias = -np.abs(mean_pre)  # [M, u], <= 0
+    fc6 = np.zeros((maps, block, maps, units), np.float32)
+    fc6[np.arange(maps), :, np.arange(maps), :] = w
+    kernel = np.zeros((maps * block, embed_dim), np.float32)
+    kernel[:, : maps * units] = fc6.reshape(maps * block, maps * units)
+    bias6 = np.zeros(embed_dim, np.float32)
+    bias6[: maps * units] = bias.reshape(maps * units)
     return {
-        "fc6": {"kernel": fc6.reshape(NUM_MAPS * BLOCK, EMBED_DIM),
-                "bias": np.asarray(bias.reshape(EMBED_DIM), np.float32)},
-        "fc7": {"kernel": np.eye(EMBED_DIM, dtype=np.float32),
-                "bias": np.zeros(EMBED_DIM, np.float32)},
-        "fc8": {"kernel": np.asarray(rng.standard_normal((EMBED_DIM, num_classes)) / 64.0,
+        "fc6": {"kernel": kernel, "bias": bias6},
+        "fc7": {"kernel": np.eye(embed_dim, dtype=np.float32),
+                "bias": np.zeros(embed_dim, np.float32)},
+        "fc8": {"kernel": np.asarray(rng.standard_normal((embed_dim, num_classes)) / 64.0,
                                      np.float32),
                 "bias": np.zeros(num_classes, np.float32)},
     }
 
 
+def units_per_map(arch: Architecture) -> int:
+    """u = D // M, the fc6 units each map feeds in the separable head (VGG-16: 8)."""
+    embed = arch.param_shapes(DEMO_CLASSES)["head"]["fc6"]["kernel"].shape[1]
+    return embed // arch.maps
+
+
 def network_identity(cfg: "DemoConfig", images_digest: str) -> str:
-    """The synthetic network's stand-in for a checkpoint sha256: recipe, seed and images."""
+    """The synthetic network's stand-in for a checkpoint sha256: recipe, seed, images and
+    (for all but VGG-16, whose identity is that of before other architectures) architecture."""
+    arch = "" if cfg.model == DEFAULT_MODEL else f" architecture {cfg.model}"
     return hashlib.sha256(
         f"ais_jax demo network recipe {DEMO_RECIPE_VERSION} seed {cfg.seed} size "
-        f"{cfg.image_size} images {images_digest}".encode()).hexdigest()
+        f"{cfg.image_size} images {images_digest}{arch}".encode()).hexdigest()
 
 
 def build_network(path: Path, cfg: "DemoConfig", image_paths: list[Path]) -> None:
@@ -190,21 +223,35 @@ def build_network(path: Path, cfg: "DemoConfig", image_paths: list[Path]) -> Non
     rebuilding the network does not rerun the trunk) and are then filed under the saved
     weights' tensor digest, so the Aim 1 run that follows reads them back.
     """
+    arch = cfg.arch
     identity = network_identity(cfg, activations.images_digest(image_paths))
-    trunk = random_params(jax.random.key(cfg.seed), DEMO_CLASSES)["trunk"]
+    params = arch.random_params(jax.random.key(cfg.seed), DEMO_CLASSES)
+    trunk = params["trunk"]
     acts = activations.cached_activations(trunk, identity, image_paths,
                                           image_size=cfg.image_size,
-                                          batch_size=cfg.batch_size, desc="demo trunk")
-    blocks = np.asarray(activations.blocks_from_acts(acts.value))  # [n, 512, 49]
-    head = separable_head(blocks, np.random.default_rng(cfg.seed))
-    written = save_params(path, {"trunk": trunk, "head": head}, {
-        "model": "demo_synthetic_vgg16", "source_file": "generated by ais_jax.study.aim1_demo",
-        "source_sha256": identity, "num_classes": str(DEMO_CLASSES),
-        "description": "SYNTHETIC: random He-scaled VGG-16 trunk, map-separable head "
-                       "calibrated on the demo images (see ais_jax.study.aim1_demo)",
-    })
+                                          batch_size=cfg.batch_size, desc="demo trunk",
+                                          arch=arch)
+    if arch.head_family == "flatten_linear":
+        blocks = np.asarray(activations.blocks_from_acts(acts.value, arch))  # [n, M, B]
+        embed = arch.param_shapes(DEMO_CLASSES)["head"]["fc6"]["kernel"].shape[1]
+        head = separable_head(blocks, np.random.default_rng(cfg.seed), embed_dim=embed)
+        what = "map-separable head calibrated on the demo images"
+    else:  # 'gap': the embedding (map k's mean is coordinate k) is separable as it is
+        head = params["head"]
+        what = "random head (the pooled embedding is map-separable as it is)"
+    meta = {"model": f"demo_synthetic_{arch.name}",
+            "source_file": "generated by ais_jax.study.aim1_demo", "source_sha256": identity,
+            "num_classes": str(DEMO_CLASSES)}  # (this order: VGG-16's file is as before)
+    if cfg.model == DEFAULT_MODEL:
+        meta["description"] = ("SYNTHETIC: random He-scaled VGG-16 trunk, map-separable head "
+                               "calibrated on the demo images (see ais_jax.study.aim1_demo)")
+    else:
+        meta["description"] = (f"SYNTHETIC: random {display_name(arch)} trunk, {what} (see "
+                               "ais_jax.study.aim1_demo)")
+        meta["architecture"] = arch.name
+    written = save_params(path, {"trunk": trunk, "head": head}, meta)
     activations.store_activations(written["tensors_sha256"], image_paths, acts.value,
-                                  image_size=cfg.image_size)
+                                  image_size=cfg.image_size, arch=arch)
 
 
 def demo_network(path: Path, cfg: "DemoConfig", image_paths: list[Path]) -> tuple[dict, dict]:
@@ -212,13 +259,13 @@ def demo_network(path: Path, cfg: "DemoConfig", image_paths: list[Path]) -> tupl
     identity = network_identity(cfg, activations.images_digest(image_paths))
     if path.exists():
         try:
-            params, meta = load_vgg16(path)
-            if meta.get("source_sha256") == identity:
+            params, meta, arch = load_model(path)
+            if meta.get("source_sha256") == identity and arch.name == cfg.model:
                 return params, meta
         except ValueError:  # an older or damaged file: rebuild it
             pass
     build_network(path, cfg, image_paths)
-    return load_vgg16(path)
+    return load_model(path)[:2]
 
 
 def plant_similarity(head: dict, blocks: np.ndarray, planted: np.ndarray, noise: float,
@@ -227,7 +274,7 @@ def plant_similarity(head: dict, blocks: np.ndarray, planted: np.ndarray, noise:
 
     Args:
       head: head parameters.
-      blocks: ``[n, 512, 49]`` pooled fc6 inputs.
+      blocks: ``[n, M, B]`` the head's per-map inputs.
       planted: ``[|P|]`` map indices kept.
       noise: noise SD relative to the SD of the clean upper triangle.
       rng: noise generator.
@@ -235,7 +282,7 @@ def plant_similarity(head: dict, blocks: np.ndarray, planted: np.ndarray, noise:
     Returns:
       ``[n, n]`` float64, symmetric, unit diagonal.
     """
-    keep = np.zeros(NUM_MAPS, np.float32)
+    keep = np.zeros(blocks.shape[1], np.float32)
     keep[planted] = 1.0
     emb, _ = full_embeddings(head, jnp.asarray(blocks * keep[None, :, None]))
     clean = np.asarray(corr_matrix(emb), np.float64)  # [n, n]
@@ -252,14 +299,14 @@ def recovery(ais: np.ndarray, planted: np.ndarray) -> dict:
     """How well ranking by AIS finds the planted maps.
 
     Args:
-      ais: ``[512]`` global AIS.
+      ais: ``[M]`` global AIS.
       planted: ``[|P|]`` planted map indices.
 
     Returns:
       dict: ``overlap`` (fraction of the top-|P| maps that are planted), ``chance_overlap``
-      (its expectation under a random ranking, |P| / 512), ``auc`` (probability that a planted
+      (its expectation under a random ranking, |P| / M), ``auc`` (probability that a planted
       map has higher AIS than an unplanted one, ties counting one half; Mann-Whitney U / (|P|
-      (512 - |P|))).
+      (M - |P|))).
     """
     is_planted = np.zeros(ais.size, bool)
     is_planted[planted] = True
@@ -272,18 +319,31 @@ def recovery(ais: np.ndarray, planted: np.ndarray) -> dict:
     }
 
 
-def _describe(cfg: DemoConfig, live: int) -> str:
+def _network_lines(cfg: DemoConfig, block: int) -> list[str]:
+    arch = cfg.arch
+    name = display_name(arch)
+    if arch.head_family != "flatten_linear":
+        return [f"* Network: {name} shapes ({arch.ablated_layer}, {arch.maps} maps); trunk and"
+                " head = seeded random weights; the embedding is the global average pool, so"
+                " ablating a map zeroes exactly its own embedding coordinate."]
+    units = units_per_map(arch)
+    trunk = "He-scaled VGG-16" if cfg.model == DEFAULT_MODEL else name
+    return [
+        f"* Network: {name} shapes; trunk = seeded random {trunk} weights; head built so"
+        f" that each map's {block} pooled inputs feed only its own {units} fc6 units through"
+        " a zero-mean random block scaled by 1/(the map's SD on these images), each unit"
+        " centred over these images by a sign flip and a bias <= 0; fc7 = identity (ablating"
+        f" a map zeroes exactly its own {units} embedding units)."]
+
+
+def _describe(cfg: DemoConfig, live: int, block: int) -> str:
     return "\n".join([
         "# SYNTHETIC BENCHMARK — not the paper's data, not a trained network",
         "",
         "This is ais_jax's embedded planted-truth demo. Nothing was downloaded:",
         f"* {cfg.n_images} images ({cfg.image_size}×{cfg.image_size}) drawn by code (gradients,"
         f" stripes, shapes; seed {cfg.seed}); the paper's datasets have 120 real photos.",
-        "* Network: VGG-16 shapes; trunk = seeded random He-scaled VGG-16 weights; head built so"
-        f" that each map's 49 pooled inputs feed only its own {UNITS_PER_MAP} fc6 units through"
-        " a zero-mean random block scaled by 1/(the map's SD on these images), each unit"
-        " centred over these images by a sign flip and a bias <= 0; fc7 = identity (ablating"
-        " a map zeroes exactly its own 8 embedding units).",
+        *_network_lines(cfg, block),
         f"* \"Human\" similarity = correlation of the embeddings with only a planted set P of"
         f" {cfg.planted} maps kept (drawn among the {live} maps that respond to these images),"
         f" plus symmetric Gaussian noise with SD = {cfg.noise:g} × SD of the clean similarities.",
@@ -294,14 +354,15 @@ def _describe(cfg: DemoConfig, live: int) -> str:
     ])
 
 
-def fold_recovery(records: list[dict], planted: np.ndarray, methods: tuple[str, ...]) -> dict:
+def fold_recovery(records: list[dict], planted: np.ndarray, methods: tuple[str, ...],
+                  maps: int) -> dict:
     """Per-fold recovery of P on the training images, greedy beside the soft mask.
 
     Greedy ranks maps by the fold's training AIS, the soft mask by its fitted ``m``; both are
     scored with `recovery` (AUC, top-|P| overlap), and each selected set (S*, the hard set
-    ``{m > 0.5}``) by the fraction of it that is planted. Means over folds.
+    ``{m > 0.5}``) by the fraction of it that is planted (``maps``: M). Means over folds.
     """
-    is_planted = np.isin(np.arange(NUM_MAPS), planted)
+    is_planted = np.isin(np.arange(maps), planted)
 
     def summary(scores, sets):
         recs = [recovery(np.asarray(s, np.float64), planted) for s in scores]
@@ -361,6 +422,14 @@ def _recovery_markdown(rec: dict, row: dict, set_sizes: np.ndarray, fold_overlap
     ])
 
 
+def _config_record(cfg: DemoConfig) -> dict:
+    """The config as demo.json records it (VGG-16's: as before other architectures existed)."""
+    record = dataclasses.asdict(cfg)
+    if cfg.model == DEFAULT_MODEL:
+        del record["model"]
+    return record
+
+
 def run_demo(cfg: DemoConfig) -> dict:
     """Builds the synthetic benchmark under ``cfg.out`` and runs Aim 1 on it.
 
@@ -370,19 +439,22 @@ def run_demo(cfg: DemoConfig) -> dict:
       ``planted`` ``[|P|]``, ``seconds`` and ``text`` (the printed report).
     """
     start = time.perf_counter()
-    if not 1 <= cfg.planted < NUM_MAPS:
-        raise ValueError(f"planted must be in [1, {NUM_MAPS}), got {cfg.planted}")
+    arch = cfg.arch
+    if not 1 <= cfg.planted < arch.maps:
+        raise ValueError(f"planted must be in [1, {arch.maps}) ({arch.name} has {arch.maps} "
+                         f"maps), got {cfg.planted}")
     out = Path(cfg.out)
     data = out / "demo_data"
     rng = np.random.default_rng(cfg.seed)
     paths = write_images(data / "images", cfg.n_images, cfg.image_size, rng)
     # 0.5 GB: kept in the cache, not in the results folder; reused when the demo is rerun.
-    ckpt = storage.cache_dir() / "demo" / "synthetic_vgg16.safetensors"
+    ckpt = storage.cache_dir() / "demo" / f"synthetic_{arch.name}.safetensors"
     params, meta = demo_network(ckpt, cfg, paths)
     acts = activations.cached_activations(params["trunk"], meta["tensors_sha256"], paths,
                                           image_size=cfg.image_size,
-                                          batch_size=cfg.batch_size, desc="demo trunk")
-    blocks = np.asarray(activations.blocks_from_acts(acts.value))  # [n, 512, 49]
+                                          batch_size=cfg.batch_size, desc="demo trunk",
+                                          arch=arch)
+    blocks = np.asarray(activations.blocks_from_acts(acts.value, arch))  # [n, M, B]
     live = np.flatnonzero(blocks.std(axis=(0, 2)) > 0)
     if live.size < cfg.planted:
         raise ValueError(f"only {live.size} maps respond to the demo images; "
@@ -393,7 +465,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     write_image_ids(data, [p.name for p in paths])  # the matrix's row order
     storage.write_json(data / "planted_maps.json", {"planted": planted.tolist(),
                                                     "noise": cfg.noise, "seed": cfg.seed})
-    preamble = _describe(cfg, live.size)
+    preamble = _describe(cfg, live.size, blocks.shape[2])
     records = []
     result = aim1.run_aim1(aim1.Aim1Config(
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
@@ -404,7 +476,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         on_fold=records.append)
     row = result["rows"][0]
     rec = recovery(row["global_ais"], planted)
-    is_planted = np.isin(np.arange(NUM_MAPS), planted)
+    is_planted = np.isin(np.arange(arch.maps), planted)
     set_sizes = np.array([r["set_size"] for r in records])
     fold_overlap = float(np.mean([is_planted[np.asarray(r["order"][: r["set_size"]])].mean()
                                   for r in records]))
@@ -415,7 +487,7 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                 test_curves, planted_size=cfg.planted),
                         out / "demo_recovery.png")
     methods = compare.check_methods(cfg.methods)
-    fold_rec = fold_recovery(records, planted, methods)
+    fold_rec = fold_recovery(records, planted, methods, arch.maps)
     seconds = time.perf_counter() - start
     text = _recovery_markdown(rec, row, set_sizes, fold_overlap, cfg, seconds,
                               _methods_markdown(fold_rec, row.get("method_rows", []),
@@ -423,7 +495,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     summary = (out / "summary.md").read_text()
     storage.write_text(out / "summary.md", summary.replace(preamble, f"{preamble}\n\n{text}", 1))
     storage.write_json(out / "demo.json", {
-        "synthetic": True, "config": dataclasses.asdict(cfg), "planted": planted.tolist(),
+        "synthetic": True, "config": _config_record(cfg), "planted": planted.tolist(),
         "responsive_maps": int(live.size), "recovery": rec, "mean_set_size": set_sizes.mean(),
         "fold_planted_fraction": fold_overlap,
         "fold_recovery": fold_rec,

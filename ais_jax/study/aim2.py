@@ -7,11 +7,12 @@ Output layout (under ``config.out``)::
     run.json                            config, checkpoints, datasets, versions
     summary.md                          our numbers beside the paper's
     models.csv / .json                  per (model, dataset): maps with positive mean, MAD, ...
-    datasets.csv / .json                per dataset, across models: KS tests, Match, corr
+    datasets.csv / .json                per dataset and pair of models: KS tests, Match, corr
     ais_correlations.csv / .json        cross-dataset Pearson of global AIS vectors (Aim 1's)
-    match_<dataset>.csv                 per image: Match, entropies, maxEntropy (two models)
+    match_<dataset>.csv                 per image: Match, entropies, maxEntropy (two models;
+                                        with more, match_<dataset>_<a>_vs_<b>.csv per pair)
     figure2_<dataset>.png, figure3.png
-    <model>/<dataset>/per_image_ais.npy     [n, 512] float32
+    <model>/<dataset>/per_image_ais.npy     [n, M] float32 (M: the model's maps)
     <model>/<dataset>/heatmaps_grid.npy     [n, h, w] float32 raw heatmaps (zeros: undefined)
     <model>/<dataset>/image_ids.json        ids, original (H, W), grid shape, undefined ids
     <model>/<dataset>/undefined_heatmaps.json, per_image.csv, per_map.csv, global_ais.npy,
@@ -26,6 +27,7 @@ format) is read back instead of recomputed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -142,8 +144,8 @@ def heatmap_inputs(item: StudyItem) -> dict:
 def _run_key(item: StudyItem) -> str:
     # The activation key is a hash of the weights' tensors, images, preprocessing and size:
     # cheap, so a finished item is recognised without touching the cache.
-    acts_key = activations.activation_key(item.weights_sha256,
-                                          item.dataset.image_paths, item.config.image_size)
+    acts_key = activations.activation_key(item.weights_sha256, item.dataset.image_paths,
+                                          item.config.image_size, arch=item.model.arch)
     cfg = item.config
     # The overlay settings are part of the key so that changing them redraws the overlays.
     return resume.run_key(activations=acts_key, human=resume.digest(item.human),
@@ -214,6 +216,7 @@ def run_item(item: StudyItem) -> dict:
     mad = st.image_mad(maps.ais)
     return {
         "model": item.model.label, "dataset": item.key, "display_name": item.dataset.name,
+        "architecture": item.model.arch.name,
         "n_images": len(maps.image_ids), "n_undefined": len(maps.undefined_ids),
         "n_positive_map_means": int((means > 0).sum()),
         "max_map_mean": float(means.max()), "median_map_mean": float(np.median(means)),
@@ -252,7 +255,8 @@ def _write_item(item: StudyItem, maps: hm.Heatmaps, entropy: np.ndarray,
         "sizes": [list(s) for s in maps.sizes], "grid_shape": list(maps.grid.shape[1:]),
         "undefined": undefined, "model": item.model.label, "dataset": item.key,
         "heatmap": "w_ik = max(AIS_ik, 0) / sum_k max(AIS_ik, 0); heat_i = sum_k w_ik A_i[:, :, k]"
-                   " at the conv5_3 grid; raw floats, no display scaling"})
+                   f" at the {item.model.arch.ablated_layer} grid; raw floats, no display "
+                   "scaling"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +289,11 @@ def choose_examples(match: np.ndarray | None, n: int, k: int) -> tuple[list[int]
 
 
 def cross_model(rows: Sequence[dict]) -> dict:
-    """KS tests, Match, maxEntropy and their summary for the two models of one dataset."""
+    """KS tests, Match, maxEntropy and their summary for two models of one dataset.
+
+    The models may differ in architecture: the KS tests compare distributions (of however
+    many maps each has), and Match correlates the two heatmaps at the image's original size.
+    """
     a, b = rows
     maps_a, maps_b = a["heatmaps"], b["heatmaps"]
     if maps_a.image_ids != maps_b.image_ids:
@@ -298,7 +306,9 @@ def cross_model(rows: Sequence[dict]) -> dict:
     ks_mean = st.ks_test(a["map_means"][a["map_means"] > 0], b["map_means"][b["map_means"] > 0])
     ks_mad = st.ks_test(a["mad"], b["mad"])
     desc = st.describe_match(match, max_ent)
-    ref = paper.aim2(a["dataset"]) or {}
+    # The paper's numbers are VGG-16's (Ecoset vs ImageNet); no other pair is beside them.
+    vgg = a.get("architecture", "vgg16") == b.get("architecture", "vgg16") == "vgg16"
+    ref = (paper.aim2(a["dataset"]) or {}) if vgg else {}
     return {
         "dataset": a["dataset"], "display_name": a["display_name"],
         "model_a": a["model"], "model_b": b["model"], "n_images": n,
@@ -332,18 +342,25 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
     """Aim 2's across-datasets step: statistics tables, Figures 2 and 3, summary.md."""
     cfg, out = study.config, study.out
     by_ds = rows_by_dataset(rows)
-    crosses, examples = {}, {}
+    crosses, pairs, examples = {}, {}, {}
     for key, ds_rows in by_ds.items():
-        cross = cross_model(ds_rows) if len(ds_rows) == 2 else None
-        if cross is not None:
-            crosses[key] = cross
+        # Every two models of the dataset, in model order; the first pair picks Figure 2's
+        # examples and fills Figure 3's Match panel.
+        pairs[key] = [cross_model(pair) for pair in itertools.combinations(ds_rows, 2)]
+        cross = pairs[key][0] if pairs[key] else None
+        for c in pairs[key]:
+            two = [r for r in ds_rows if r["model"] in (c["model_a"], c["model_b"])]
             ids = ds_rows[0]["heatmaps"].image_ids
             table = [{"image_id": i, "match": json_float(m),
-                      **{f"entropy_{r['model']}": float(r["entropy"][j]) for r in ds_rows},
+                      **{f"entropy_{r['model']}": float(r["entropy"][j]) for r in two},
                       "max_entropy": float(e)}
-                     for j, (i, m, e) in enumerate(zip(ids, cross["match"], cross["max_entropy"],
+                     for j, (i, m, e) in enumerate(zip(ids, c["match"], c["max_entropy"],
                                                        strict=True))]
-            storage.write_text(out / f"match_{key}.csv", csv_text(table, list(table[0])))
+            name = (f"match_{key}.csv" if len(ds_rows) == 2 else
+                    f"match_{key}_{c['model_a']}_vs_{c['model_b']}.csv")
+            storage.write_text(out / name, csv_text(table, list(table[0])))
+        if cross is not None:
+            crosses[key] = cross
         idx, how = choose_examples(cross["match"] if cross else None, ds_rows[0]["n_images"],
                                    cfg.examples)
         examples[key] = (idx, how)
@@ -377,7 +394,7 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
 
     correlations = ais_correlations(rows)
     models = [_public(r, MODEL_COLUMNS) for r in rows]
-    datasets = [_public(c, DATASET_COLUMNS) for c in crosses.values()]
+    datasets = [_public(c, DATASET_COLUMNS) for ds_pairs in pairs.values() for c in ds_pairs]
     storage.write_json(out / "models.json", models)
     storage.write_text(out / "models.csv", csv_text(models, MODEL_COLUMNS))
     storage.write_json(out / "datasets.json", datasets)
@@ -385,10 +402,10 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
     storage.write_json(out / "ais_correlations.json", correlations)
     storage.write_text(out / "ais_correlations.csv",
                        csv_text(correlations, ("model", "a", "b", "r", "paper_r")))
-    text = summary_markdown(study, rows, crosses, examples, correlations)
+    text = summary_markdown(study, rows, pairs, examples, correlations)
     storage.write_text(out / "summary.md", text)
-    return {"out": out, "rows": rows, "datasets": crosses, "examples": examples,
-            "correlations": correlations, "summary": text}
+    return {"out": out, "rows": rows, "datasets": crosses, "pairs": pairs,
+            "examples": examples, "correlations": correlations, "summary": text}
 
 
 def _f(x, digits: int = 2, fmt: str = "f") -> str:
@@ -401,16 +418,28 @@ def _paper_match(c: dict) -> str:
     return f"{c['paper_match_median']:.2f} ± {c['paper_match_sd']:.2f}"
 
 
-def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples: dict,
+def _grid_words(study: Study) -> str:
+    """``'the conv5_3 grid'``, or each model's layer when the models ablate different ones."""
+    layers = {m.label: m.arch.ablated_layer for m in study.models}
+    if len(set(layers.values())) == 1:
+        return f"the {next(iter(layers.values()))} grid"
+    return ("the ablated layer's grid (" + ", ".join(f"{label}: {layer}" for label, layer
+                                                      in layers.items()) + ")")
+
+
+def summary_markdown(study: Study, rows: Sequence[dict], pairs: dict, examples: dict,
                      correlations: Sequence[dict]) -> str:
-    """The run's summary: per-model descriptives, cross-model statistics beside the paper's."""
+    """The run's summary: per-model descriptives, cross-model statistics beside the paper's.
+
+    ``pairs``: dataset key -> the `cross_model` results of every two models (model order).
+    """
     cfg = study.config
     lines = [cfg.preamble.rstrip(), ""] if cfg.preamble else []
     lines += [
         "# Aim 2: per-image AIS heatmaps", "",
         "Heatmap: w_ik = max(AIS_ik, 0) normalised to sum 1, heat_i = Σ_k w_ik A_i[:, :, k] at "
-        "the conv5_3 grid, upsampled (OpenCV bilinear) to the image's size. Saved maps are raw; "
-        "overlays and figures scale each map to [0, 1] (min–max) for display.",
+        f"{_grid_words(study)}, upsampled (OpenCV bilinear) to the image's size. Saved maps "
+        "are raw; overlays and figures scale each map to [0, 1] (min–max) for display.",
         "Checkpoints: " + "; ".join(f"{m.label} = {m.source} (source sha256 "
                                     f"{m.checkpoint_sha256[:12]}…)" for m in study.models) + ".",
         "",
@@ -420,7 +449,8 @@ def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples
     ]
     for r in rows:
         lines.append(f"| {r['model']} | {r['display_name']} | {r['n_images']} "
-                     f"| {r['n_undefined']} | {r['n_positive_map_means']} / 512 "
+                     f"| {r['n_undefined']} | {r['n_positive_map_means']} "
+                     f"/ {r['map_means'].size} "
                      f"| {_f(r['max_map_mean'], 3, 'g')} | {_f(r['mean_mad'], 3, 'g')} "
                      f"| {r['grid_h']}×{r['grid_w']} |")
     undefined = [(r["model"], r["display_name"], r["heatmaps"].undefined_ids) for r in rows
@@ -429,20 +459,25 @@ def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples
         lines.append(f"\nUndefined heatmaps ({model}, {name}; no positive AIS, saved as zeros): "
                      + ", ".join(ids))
     lines += ["", "Paper (SPEC §7): " + "; ".join(paper.AIM2_STATEMENTS) + ".", ""]
-    if crosses:
-        first = next(iter(crosses.values()))
+    by_pair: dict[tuple[str, str], list[dict]] = {}
+    for ds_pairs in pairs.values():
+        for c in ds_pairs:
+            by_pair.setdefault((c["model_a"], c["model_b"]), []).append(c)
+    for n_pair, ((model_a, model_b), pair_rows) in enumerate(by_pair.items()):
+        lines += [f"## {model_a} vs {model_b}", ""]
+        if n_pair == 0:
+            lines += [
+                "KS: two-sample Kolmogorov–Smirnov (scipy.stats.ks_2samp) of the positive "
+                "per-map mean AIS (the values the log10 histogram shows) and of the per-image "
+                "MAD. Match: Pearson between the two heatmaps of an image at its original size; "
+                "median ± SD (ddof = 1) over images with both heatmaps non-constant. maxEntropy: "
+                "the larger softmax entropy (natural log) of the two models; r, p: Pearson "
+                "corr(Match, maxEntropy).", ""]
         lines += [
-            f"## {first['model_a']} vs {first['model_b']}", "",
-            "KS: two-sample Kolmogorov–Smirnov (scipy.stats.ks_2samp) of the positive per-map "
-            "mean AIS (the values the log10 histogram shows) and of the per-image MAD. Match: "
-            "Pearson between the two heatmaps of an image at its original size; median ± SD "
-            "(ddof = 1) over images with both heatmaps non-constant. maxEntropy: the larger "
-            "softmax entropy (natural log) of the two models; r, p: Pearson corr(Match, "
-            "maxEntropy).", "",
             "| dataset | KS mean AIS (D, p) | KS MAD (D, p) | Match median ± SD | paper Match "
             "| r(Match, maxEntropy) | p | paper r |", "|---|---|---|---|---|---|---|---|",
         ]
-        for c in crosses.values():
+        for c in pair_rows:
             lines.append(
                 f"| {c['display_name']} | {_f(c['ks_mean_ais_statistic'])}, "
                 f"{_f(c['ks_mean_ais_p'], 2, 'g')} | {_f(c['ks_mad_statistic'])}, "
@@ -451,7 +486,11 @@ def summary_markdown(study: Study, rows: Sequence[dict], crosses: dict, examples
                 f"| {_f(c['match_entropy_r'])} | {_f(c['match_entropy_p'], 2, 'g')} "
                 f"| {_f(c['paper_match_entropy_r'])} |")
         lines.append("")
-    else:
+    if len(by_pair) > 1:
+        first = next(iter(by_pair))
+        lines += [f"Figure 2's examples and Figure 3's Match panels use the first pair, "
+                  f"{first[0]} vs {first[1]}.", ""]
+    if not by_pair:
         lines += ["With one model the cross-model parts (KS tests Ecoset vs ImageNet, Match, "
                   "maxEntropy) are skipped: run with --model=both.", ""]
     lines += ["## Figure 2 examples", ""]

@@ -3,6 +3,7 @@
     python -m experiments.bench                      # n = 120, writes bench.json
     python -m experiments.bench --n=24 --out=/tmp/b.json
     python -m experiments.bench --aim1_full=/tmp/r   # the full-scale Aim 1 rehearsal instead
+    python -m experiments.bench --model=vgg16,alexnet,resnet50   # one row per architecture
 
 Random VGG-16 head weights (`random_params`) and random sparse non-negative conv5_3-shaped
 activations (no trunk is run), with two heads side by side:
@@ -28,6 +29,11 @@ For each head, in one run:
 and one greedy curve (512 prefixes) with the plain and the active-set fc7 (and, for the random
 head, the naive reference timed on a subset of prefixes and extrapolated). The first call
 (compilation included) is reported beside the best of ``--repeats`` later calls.
+
+With ``--model=ARCH[,ARCH...]`` (`run_models`) the run measures, instead, each registered
+architecture side by side on the same device: its random head (``random_params``) on random
+sparse maps of its own grid and M, the ablation similarities (ablations/s) and one greedy curve
+(M prefixes), each beside the FLOP bound of its head family (`model_flops`).
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ import numpy as np
 
 from ais_jax.engine import ablation, selection
 from ais_jax.engine.throughput import best_time, matmul_rate
-from ais_jax.models import vgg16
+from ais_jax.models import registry, vgg16
+from ais_jax.models.registry import Architecture
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +68,8 @@ class BenchConfig:
     dead_maps: int = 0  # maps set to zero in every image (skipped)
     skip_torch: bool = False  # skip the PyTorch loop baseline
     fc6_active: float = 0.25  # fc6 units active in the trained-like head (an assumed level)
+    models: tuple[str, ...] = ()  # architectures for `run_models` (registry names)
+    image_size: int = 224  # input side whose map grid the per-model rows use
 
 
 def synthetic_inputs(n: int, seed: int, sparsity: float, dead_maps: int = 0, hw: int = 14):
@@ -266,4 +275,115 @@ def format_table(res: dict) -> str:
         if "naive_s" in g:
             text += f", naive {g['naive_s']:.1f} s ({g['naive_note']})"
         lines.append(text)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# One row per architecture (--model=).
+
+
+def check_models(names: tuple[str, ...]) -> tuple[Architecture, ...]:
+    """The registered architectures ``names``.
+
+    Raises:
+      ValueError: none given, an unknown name (listing the known ones) or a repeated one.
+    """
+    if not names:
+        raise ValueError(f"--model: give one or more of {', '.join(registry.ARCHITECTURES)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"--model names {', '.join(repeated)} more than once")
+    return tuple(registry.architecture(n) for n in names)
+
+
+def model_flops(arch: Architecture, head: dict, n: int, maps: int, block: int) -> tuple[float, str]:
+    """The FLOP count the fast path of ``arch``'s head family cannot beat, and what it counts.
+
+    * ``'flatten_linear'``: `fast_path_flops` (unablated fc6 + fc7 once, then per (image, map)
+      the B-wide fc6 correction and one fc7 row), with the head's own widths.
+    * ``'gap'``: the closed forms' O(M n²): the n x n Gram of the M-wide embedding once
+      (2 n² M) and per map a rank-one update of the n x n similarity for the global ablation
+      and one row per image for the per-image ablations (about 4 n² each): 6 M n².
+    """
+    if arch.head_family == "flatten_linear":
+        d6, d = head["fc6"]["kernel"].shape[1], head["fc7"]["kernel"].shape[1]
+        return (fast_path_flops(n, maps, block, d6, d),
+                f"fc6 identity + fc7: n M (2 B D6 + 2 D6 D), D6 = {d6}, D = {d}")
+    return 6.0 * maps * n * n, "closed forms: 6 M n^2 (O(M n^2))"
+
+
+def model_inputs(arch: Architecture, n: int, seed: int, sparsity: float,
+                 image_size: int) -> tuple[dict, jax.Array, tuple[int, int]]:
+    """``arch``'s random head, blocks ``[n, M, B]`` of random sparse maps at its grid for a
+    square ``image_size`` input, and that grid ``(h, w)``."""
+    params = arch.random_params(jax.random.key(seed), 1000)
+    images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
+    _, h, w, maps = jax.eval_shape(arch.trunk_apply, params["trunk"], images).shape
+    rng = np.random.default_rng(seed)
+    threshold = float(np.quantile(rng.normal(size=100_000), sparsity))
+    acts = np.maximum(rng.normal(size=(n, h, w, maps)) - threshold, 0).astype(np.float32)
+    blocks = jax.block_until_ready(jax.jit(arch.pool)(jnp.asarray(acts)))
+    return params["head"], blocks, (h, w)
+
+
+def model_row(arch: Architecture, config: BenchConfig) -> dict:
+    """Ablations/s of the similarity kernel and one greedy curve of one architecture."""
+    n = config.n
+    head, blocks, grid = model_inputs(arch, n, config.seed, config.sparsity, config.image_size)
+    _, maps, block = blocks.shape
+    first, best = best_time(lambda: ablation.ablation_similarities(head, blocks),
+                            config.repeats)
+    rng = np.random.default_rng(config.seed)
+    human = rng.normal(size=(n, n))
+    human = human + human.T
+    perm = rng.permutation(n)
+    test, train = np.sort(perm[: n // 5]), np.sort(perm[n // 5 :])
+    order = rng.permutation(maps)
+    g_first, g_best = best_time(lambda: selection.greedy_curves(
+        head, blocks, order, human, train=train, test=test)[0], 1)
+    flops, flops_note = model_flops(arch, head, n, maps, block)
+    return {
+        "architecture": arch.name, "ablated_layer": arch.ablated_layer,
+        "head_family": arch.head_family, "maps": maps, "grid": list(grid), "block": block,
+        "ablations_per_s": n * maps / best, "similarities_s": best, "first_call_s": first,
+        "greedy_s": g_best, "greedy_first_call_s": g_first, "flops": flops,
+        "flops_note": flops_note,
+    }  # fmt: skip
+
+
+def run_models(config: BenchConfig) -> dict:
+    """`model_row` of every architecture in ``config.models``, with the device's matmul rate
+    (probed before and after, the larger kept) and each row's FLOP bound and share of it."""
+    archs = check_models(tuple(config.models))
+    res = {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
+           "devices": jax.device_count(), "n": config.n, "image_size": config.image_size,
+           "sparsity": config.sparsity, "load_average": list(os.getloadavg())}
+    rate = matmul_rate(config.matmul_size)
+    res["models"] = {a.name: model_row(a, config) for a in archs}
+    rate = max(rate, matmul_rate(config.matmul_size))
+    res["matmul_gflops"] = rate / 1e9
+    res["load_average_end"] = list(os.getloadavg())
+    for row in res["models"].values():
+        row["bound_s"] = row["flops"] / rate
+        row["pct_of_bound"] = 100 * row["bound_s"] / row["similarities_s"]
+    return res
+
+
+def format_models_table(res: dict) -> str:
+    """The printed summary of `run_models`."""
+    lines = [
+        f"device: {res['device']} ({res['platform']}, {res['devices']} device(s)); n = {res['n']}; "
+        f"{res['image_size']}x{res['image_size']} inputs; load average "
+        f"{res['load_average'][0]:.2f} -> {res['load_average_end'][0]:.2f}",
+        f"matmul float32 (HIGHEST): {res['matmul_gflops']:.1f} GFLOP/s",
+        "",
+        f"{'model':<10}{'layer':<9}{'head':<15}{'M':>5}{'grid':>7}{'ablations/s':>13}"
+        f"{'sims s':>9}{'bound s':>9}{'% bound':>9}{'greedy s':>10}  FLOP bound",
+    ]
+    for name, r in res["models"].items():
+        grid = f"{r['grid'][0]}x{r['grid'][1]}"
+        lines.append(f"{name:<10}{r['ablated_layer']:<9}{r['head_family']:<15}{r['maps']:>5}"
+                     f"{grid:>7}{r['ablations_per_s']:>13.1f}{r['similarities_s']:>9.2f}"
+                     f"{r['bound_s']:>9.3f}{r['pct_of_bound']:>8.0f}%{r['greedy_s']:>10.2f}"
+                     f"  {r['flops'] / 1e9:.1f} GFLOP: {r['flops_note']}")
     return "\n".join(lines)

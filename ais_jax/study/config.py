@@ -8,9 +8,58 @@ is read or written.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
+from ais_jax import preflight
 from ais_jax.data.datasets import KINDS
 from ais_jax.data.rdm_files import is_rdm_file
+from ais_jax.weights import MODEL_ARCHITECTURES
+
+BOTH = ("imagenet", "ecoset")  # --model=both: the paper's two VGG-16s, in its order
+# The command line's message when no data is given (`experiments.cli`).
+DATA_HELP = (
+    "--data_dir is required (or run the synthetic demo with --demo). Get the Peterson et al. "
+    "(2018) similarity data and lay it out as <root>/<category>/images/*.jpg and "
+    "<root>/<category>/sim_judgements/*.mat, or pass a folder of images with --matrix, or a "
+    "TFDS dataset with --data=tfds:NAME/CONFIG.")
+
+
+def model_sources(names: Sequence[str], files: Sequence[str] | None = None
+                  ) -> tuple[tuple[str, str], ...]:
+    """`StudyConfig.models` from the --model and --weights lists.
+
+    Args:
+      names: converted model names (`ais_jax.weights.MODEL_ARCHITECTURES`), ``'both'`` standing
+        for ``imagenet, ecoset``; each one labels its model.
+      files: None, or one converted file per name, in order (the model's weights instead of
+        the cached ones of that name).
+
+    Returns:
+      ``(label, source)`` pairs, in order.
+
+    Raises:
+      ais_jax.preflight.UsageError: no name, an unknown name (listing the known ones), a
+        repeated one, or not one file per name.
+    """
+    known = ", ".join(MODEL_ARCHITECTURES)
+    expanded = [n for m in names for n in (BOTH if m == "both" else (m,))]
+    if not expanded:
+        raise preflight.UsageError(f"--model is empty; give one or more of {known} (or both), "
+                                   "comma-separated")
+    unknown = [n for n in expanded if n not in MODEL_ARCHITECTURES]
+    if unknown:
+        raise preflight.UsageError(f"--model: unknown model {', '.join(map(repr, unknown))}; "
+                                   f"known: {known} (or both = imagenet,ecoset)")
+    repeated = sorted({n for n in expanded if expanded.count(n) > 1})
+    if repeated:
+        raise preflight.UsageError(f"--model={','.join(names)} names {', '.join(repeated)} more "
+                                   "than once; give each model once")
+    files = list(files or [])
+    if files and len(files) != len(expanded):
+        raise preflight.UsageError(
+            f"--weights gives {len(files)} file(s) for {len(expanded)} model(s) "
+            f"({', '.join(expanded)}): give one file per --model name, in order")
+    return tuple(zip(expanded, files or expanded, strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +70,10 @@ class StudyConfig:
       out: results directory.
       data_dir: a Peterson root (``<root>/<category>/images``, ``.../sim_judgements``) or, with
         ``matrix``, a plain folder of images.
-      models: ``(label, source)`` pairs; source is ``'imagenet'``, ``'ecoset'`` (converted
-        weights in the cache) or a path to a converted ``.safetensors`` file.
+      models: ``(label, source)`` pairs; source is a model name (``'imagenet'``, ``'ecoset'``,
+        ``'alexnet_ecoset'``, ...: converted weights in the cache) or a path to a converted
+        ``.safetensors`` file (`model_sources` makes them from the command line). Each model's
+        architecture comes from its file (`ais_jax.weights.load_model`).
       datasets: Peterson categories to run (None: all six).
       matrix: plain layout only: the ``n x n`` ``.npy``/``.csv``/``.mat`` matrix of the images
         in ``data_dir`` (sorted by file name), or an rsatoolbox RDMs ``.hdf5``
@@ -64,7 +115,8 @@ class StudyConfig:
         Subclasses call ``super().validate()`` and add their own checks.
         """
         if not self.models:
-            raise ValueError("no model given (--model=ecoset|imagenet|both)")
+            raise ValueError("no model given (--model=NAME[,NAME...], e.g. ecoset, imagenet "
+                             "or both)")
         labels = [label for label, _ in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError(f"model labels must differ, got {labels}")

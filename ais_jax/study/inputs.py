@@ -10,19 +10,30 @@ from tqdm.auto import tqdm
 
 from ais_jax.data import datasets as ds_lib
 from ais_jax.data.images import open_rgb, resized_shape
+from ais_jax.models.registry import Architecture
 from ais_jax.study.config import StudyConfig
-from ais_jax.weights import load_vgg16
+from ais_jax.weights import load_model
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
-    """A model's label, parameters and the identity of its checkpoint."""
+    """A model's label, parameters, architecture and the identity of its checkpoint.
+
+    Attributes:
+      label: the name in outputs (``<out>/<label>/...``, table rows).
+      source: the model name or file it was loaded from.
+      params: ``{'trunk': ..., 'head': ...}``.
+      checkpoint_sha256: the sha256 of the checkpoint the weights were converted from.
+      metadata: the converted file's metadata.
+      arch: the registered architecture (trunk, pool, head family, M).
+    """
 
     label: str
     source: str
     params: Any
     checkpoint_sha256: str
     metadata: dict
+    arch: Architecture
 
 
 def layout_help(root: Path) -> str:
@@ -114,7 +125,7 @@ def load_models(config: StudyConfig) -> list[LoadedModel]:
     """Loads every model's converted weights (MissingWeightsError says how to make them)."""
     models = []
     for label, source in config.models:
-        params, metadata = load_vgg16(source)
+        params, metadata, arch = load_model(source)
         models.append(LoadedModel(label, str(source), params, metadata["source_sha256"],
-                                  dict(metadata)))
+                                  dict(metadata), arch))
     return models

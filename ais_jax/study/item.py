@@ -66,16 +66,19 @@ class StudyItem:
 
     @functools.cached_property
     def activations(self) -> activations.Cached:
-        """Trunk activations, value ``[n, h, w, 512]`` float32, from the cache when present."""
+        """Trunk activations, value ``[n, h, w, M]`` float32 at the model's map grid, from
+        the cache when present."""
         return activations.cached_activations(
             self.model.params["trunk"], self.weights_sha256, self.dataset.image_paths,
             image_size=self.config.image_size, batch_size=self.config.batch_size,
-            desc=f"{self.tag} trunk")
+            desc=f"{self.tag} trunk", arch=self.model.arch)
 
     @functools.cached_property
     def blocks(self) -> np.ndarray:
-        """``[n, 512, 49]`` pooled fc6 inputs of the activations."""
-        return np.asarray(activations.blocks_from_acts(self.activations.value))
+        """``[n, M, B]`` the head's per-map inputs of the activations (VGG-16: ``[n, 512, 49]``
+        pooled fc6 inputs)."""
+        return np.asarray(activations.blocks_from_acts(self.activations.value,
+                                                       self.model.arch))
 
     @functools.cached_property
     def similarities(self) -> activations.Cached:
