@@ -19,7 +19,8 @@ N, M = 12, 40
 TRAIN, TEST = np.arange(0, N - 4), np.arange(N - 4, N)
 # Per-map levels with a lighter tail than at full size: with 40 maps a heavy tail lets one map
 # carry ~98 % of an image's variance, whose removal no float32 path resolves to 1e-6 (measured:
-# closed form 4e-6, plain path 8e-6). With 2048 maps the heavy tail is harmless (test_precision_gap).
+# closed form 4e-6, plain path 8e-6). With 2048 maps the heavy tail is harmless
+# (tests/test_precision_gap.py).
 SHAPE = 1.5
 
 
@@ -185,7 +186,7 @@ def test_softmask_on_a_gap_head(small):
     x = gp.pool64(acts)
     human_planted = np.corrcoef(x[:, planted])
     res = softmask.fit_softmask(head, blocks, human_planted, TRAIN, TEST, score="rho",
-                                lambdas=(0.0, 0.1), path_steps=60, final_steps=60)
+                                lambdas=(0.0, 0.1), path_steps=30, final_steps=30)
     assert res["train_soft"] > float(np.corrcoef(
         np.corrcoef(x[TRAIN])[np.triu_indices(TRAIN.size, 1)],
         human_planted[np.ix_(TRAIN, TRAIN)][np.triu_indices(TRAIN.size, 1)])[0, 1])
