@@ -545,7 +545,8 @@ def ablation_similarities(
       method: 'fast' or 'vmap' (see module docstring).
       chunk_maps: maps per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
-      mesh: 1-D device mesh; None = all local devices. The maps are split over it.
+      mesh: 1-D device mesh; None = all local devices. The maps are split over it (a gap
+        head's closed forms, O(M n^2), run on one device).
       fc7_path: 'auto' (active-set fc7 on CPU for sparse fc6), 'active' or 'plain'
         (`ais_jax.engine.active_set`; the same numbers up to float32 round-off).
 

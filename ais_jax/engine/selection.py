@@ -255,7 +255,8 @@ def greedy_curves(
         single device; the reference).
       chunk_maps: prefixes per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
-      mesh: 1-D device mesh for 'incremental'; None = all local devices.
+      mesh: 1-D device mesh for 'incremental'; None = all local devices (a gap head's
+        prefix sums run on one device).
       fc7_path: 'auto' (the exact active-set fc7 on CPU where fc6 is sparse enough for it to
         pay, `ais_jax.engine.active_set.resolve_path`), 'active' or 'plain'; 'incremental' only.
 
