@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ais_jax.engine import ablation, ais, gap, heads, selection
-from ais_jax.fitting import softmask
+from ais_jax.fitting import reweight, softmask
 
 N, M = 12, 40
 TRAIN, TEST = np.arange(0, N - 4), np.arange(N - 4, N)
@@ -193,3 +193,11 @@ def test_softmask_on_a_gap_head(small):
     m = np.asarray(res["mask"])
     others = np.setdiff1d(np.arange(2, M), planted)  # maps 0, 1: (partly) zero, no gradient
     assert m[planted].mean() > m[others].mean() + 0.1, (m[planted], m[others])
+
+
+def test_reweighting_runs_on_gap_embeddings(small):
+    head, acts, blocks, human, _ = small
+    emb = np.asarray(ablation.full_embeddings(head, jnp.asarray(blocks))[0])
+    np.testing.assert_allclose(emb, gp.pool64(acts), rtol=1e-6, atol=1e-7)  # D = M = 40
+    res = reweight.fit_reweight(emb, human, TRAIN, TEST, score="r2", inner_folds=2)
+    assert np.isfinite(res["train_score"]) and np.isfinite(res["test_score"])
