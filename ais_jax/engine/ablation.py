@@ -1,14 +1,22 @@
-"""Ablation embeddings: the head's output with one feature map removed (SPEC §2).
+"""Ablation embeddings: the head's output with one feature map removed (SPEC §2, §12).
 
-Everything works on fc6 input blocks ``blocks = pool_blocks(acts)``, ``[n, M, B]`` (M maps of B
-pooled inputs each; 512 x 49 for VGG-16): zeroing map k of the activations zeroes exactly
-``blocks[:, k]``. Sizes (M, B, fc6 width D6, embedding width D, classes) are read from the
-arrays, so the same code runs the real 512 x 49 -> 4096 -> 4096 head and tiny test heads.
+Everything works on the head's per-map inputs ``blocks``, ``[n, M, B]`` (M maps of B pooled
+inputs each): zeroing map k of the activations zeroes exactly ``blocks[:, k]``. The head's
+family is read from its parameters (`ais_jax.engine.heads.head_family`):
+
+* ``'flatten_linear'`` (VGG-16: 512 x 49 -> 4096 -> 4096; AlexNet: 256 x 36 -> 4096 -> 4096):
+  the two methods below. Sizes (M, B, fc6 width D6, embedding width D, classes) are read from
+  the arrays, so the same code runs every such head and tiny test heads.
+* ``'gap'`` (ResNet-50: blocks ``[n, 2048, 1]`` are the embedding): ``method='fast'`` is the
+  closed form of `ais_jax.engine.gap` (no network call); ``method='vmap'`` runs the plain head
+  (`ais_jax.engine.heads.head_forward`) on the masked blocks. ``fc7_path`` has no effect there.
+
+For flatten-linear heads:
 
 Two ways to compute the same numbers (to float32 round-off):
 
 * ``method='vmap'``, the readable reference: `jax.vmap` of the plain head forward
-  (`VGG16Head.from_blocks`) over the one-hot "zero map k" masks.
+  (`ais_jax.engine.heads.head_forward`) over the one-hot "zero map k" masks.
 * ``method='fast'``: fc6 is linear, so ``fc6_pre(A^{not k}) = fc6_pre(A) - blocks[k] @ W6[k]``
   (one B-wide product per map instead of a full fc6); fc7 is linear too, so only the change of
   its input, ``relu(fc6_pre^{not k}) - relu(fc6_pre)``, goes through fc7 and is added to the
@@ -40,9 +48,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ais_jax.engine import active_set, sharding
+from ais_jax.engine import active_set, gap, heads, sharding
+from ais_jax.engine.heads import dense, head_family
 from ais_jax.engine.similarity import corr_matrix, gram, unit_rows_change
-from ais_jax.models.vgg16 import PRECISION, VGG16Head
+from ais_jax.models.vgg16 import PRECISION
 
 METHODS = ("fast", "vmap")
 # Bytes of one step's temporaries per device where the device does not say (CPU). Measured on a
@@ -53,7 +62,7 @@ _FLOAT_BYTES = 4
 
 
 class HeadDims(NamedTuple):
-    """Sizes of a head and its input blocks."""
+    """Sizes of a head and its input blocks (a gap head: B = 1, no fc6 (0), D = M)."""
 
     n: int  # images
     maps: int  # M
@@ -96,10 +105,22 @@ class AblationSimilarities(NamedTuple):
 
 
 def head_dims(head_params: dict, blocks: jax.Array) -> HeadDims:
-    """Checks that ``blocks`` ``[n, M, B]`` fits the head's parameters and returns the sizes."""
+    """Checks that ``blocks`` ``[n, M, B]`` fits the head's parameters and returns the sizes.
+
+    Raises:
+      ValueError: head params of neither family, or blocks that do not fit them (the message
+        gives both shapes).
+    """
     if blocks.ndim != 3:
         raise ValueError(f"blocks must be [n, maps, block], got shape {blocks.shape}")
     n, maps, block = blocks.shape
+    if head_family(head_params) == "gap":
+        w = head_params["fc"]["kernel"]
+        if block != 1 or w.ndim != 2 or w.shape[0] != maps:
+            raise ValueError(
+                f"a gap head needs blocks [n, M, 1] with M = the fc kernel's inputs; fc kernel "
+                f"{w.shape}, blocks {blocks.shape}")
+        return HeadDims(n, maps, 1, 0, maps, w.shape[1])
     try:
         w6, w7, w8 = (head_params[k]["kernel"] for k in ("fc6", "fc7", "fc8"))
     except (KeyError, TypeError) as e:
@@ -116,24 +137,19 @@ def head_dims(head_params: dict, blocks: jax.Array) -> HeadDims:
     return HeadDims(n, maps, block, w6.shape[1], w7.shape[1], w8.shape[1])
 
 
-def dense(x: jax.Array, layer: dict) -> jax.Array:
-    """A fully connected layer ``x @ kernel + bias`` in full float32.
-
-    ``[..., in] -> [..., out]``.
-    """
-    out = jnp.einsum("...i,io->...o", x, layer["kernel"], precision=PRECISION)
-    return out + layer["bias"].reshape((1,) * (out.ndim - 1) + (-1,))
-
-
 def plain_head(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The model's own head forward: blocks ``[n, M, B]`` -> (emb ``[n, D]``, logits)."""
-    dims = head_dims(head_params, blocks)
-    if dims.fc6 != dims.embed:
-        raise ValueError(
-            f"VGG16Head needs fc6 and fc7 of equal width, got {dims.fc6} and {dims.embed}"
-        )
-    model = VGG16Head(num_classes=dims.classes, embed_dim=dims.embed)
-    return model.apply({"params": head_params}, blocks, method=VGG16Head.from_blocks)
+    """The head's plain forward, either family: blocks ``[n, M, B]`` -> (emb ``[n, D]``, logits).
+
+    `ais_jax.engine.heads.head_forward` after checking the shapes.
+    """
+    head_dims(head_params, blocks)
+    return heads.head_forward(head_params, blocks)
+
+
+def _no_fc6(head_params: dict, what: str) -> None:
+    if head_family(head_params) == "gap":
+        raise ValueError(f"{what}: a gap head (ResNet) has no fc6; it applies to "
+                         "flatten-linear heads (VGG, AlexNet) only")
 
 
 def _pre_activations(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -153,7 +169,11 @@ def _pre_activations(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, j
 
 @jax.jit
 def fc6_pre_activations(head_params: dict, blocks: jax.Array) -> jax.Array:
-    """``[n, D6]`` fc6 pre-activations of the unablated images (blocks ``[n, M, B]``)."""
+    """``[n, D6]`` fc6 pre-activations of the unablated images (blocks ``[n, M, B]``).
+
+    Flatten-linear heads only (ValueError for a gap head).
+    """
+    _no_fc6(head_params, "fc6_pre_activations")
     return _pre_activations(head_params, blocks)[0]
 
 
@@ -161,7 +181,9 @@ def fc6_active_fraction(head_params: dict, blocks: jax.Array) -> float:
     """Fraction of fc6 units active (``fc6_pre > 0``) over the unablated images.
 
     What decides whether the active-set fc7 pays (`ais_jax.engine.active_set`).
+    Flatten-linear heads only (ValueError for a gap head).
     """
+    _no_fc6(head_params, "fc6_active_fraction")
     return float(_fc6_active_fraction(head_params, jnp.asarray(blocks, jnp.float32)))
 
 
@@ -178,13 +200,15 @@ def full_embeddings(head_params: dict, blocks: jax.Array) -> tuple[jax.Array, ja
     changes nothing reproduces these embeddings bit for bit.
 
     Args:
-      head_params: ``params['head']``: fc6/fc7/fc8 ``{'kernel' [in, out], 'bias'}``.
-      blocks: ``[n, M, B]`` fc6 input blocks (`ais_jax.models.vgg16.pool_blocks`).
+      head_params: ``params['head']`` of either family (`ais_jax.engine.heads`).
+      blocks: ``[n, M, B]`` per-map inputs (VGG-16: `ais_jax.models.vgg16.pool_blocks`).
 
     Returns:
-      (emb ``[n, D]``, logits ``[n, classes]``).
+      (emb ``[n, D]``, logits ``[n, classes]``); a gap head's emb is ``blocks[:, :, 0]``.
     """
     head_dims(head_params, blocks)
+    if head_family(head_params) == "gap":
+        return heads.head_forward(head_params, blocks)
     emb = jax.nn.relu(_pre_activations(head_params, blocks)[1])
     return emb, dense(emb, head_params["fc8"])
 
@@ -429,8 +453,12 @@ def ablation_embeddings(
         (`ais_jax.engine.active_set`; the same numbers up to float32 round-off).
 
     Returns:
-      emb ``[n, M, D]`` (and logits ``[n, M, classes]`` if ``with_logits``).
+      emb ``[n, M, D]`` (and logits ``[n, M, classes]`` if ``with_logits``). A gap head's
+      ``[n, M, M]`` has, on the fast path, exactly the full embedding with coordinate k zeroed.
     """
+    if head_family(head_params) == "gap":
+        return _gap_ablation_embeddings(head_params, blocks, method, with_logits, chunk_maps,
+                                        fc7_path)
     blocks, dims, mesh, _, live, schedule, active = _plan(
         head_params, blocks, method, lambda d: d.classes if with_logits else 0,
         chunk_maps, memory_budget_bytes, mesh, fc7_path,
@@ -449,6 +477,33 @@ def ablation_embeddings(
 SIM_SUBCHUNK = 8
 
 
+def _change_similarities(maps, change, emb, zero_pairs):
+    """(global ``[c, n, n]``, per-image ``[c, n, n]``) changes of the correlations.
+
+    Args:
+      maps: ``[c]`` map indices.
+      change: ``[c, n, D]`` change of every image's embedding when each map is removed.
+      emb: ``[n, D]`` unablated embeddings.
+      zero_pairs: ``[n, M]`` bool, all-zero blocks.
+    """
+    # Changes of the unit rows and of the correlations, computed from the change of the
+    # embeddings so that their rounding errors scale with the (small) effect of the
+    # ablation, not with the correlations (~0.9); plain dots suffice then.
+    u, du = unit_rows_change(emb[None], change)  # [c, n, D] each
+    # corr(E[i, k], e_j) - corr(e_i, e_j) = du_i . u_j. Even these dots of small changes
+    # need blocked sums: a plain XLA dot leaves ~6e-8 here (measured), i.e. ~7e-7 of
+    # per-image AIS; in blocks of 16 ~1e-8 (per-image AIS 8e-8), of 32 per-image AIS
+    # 1.1e-7 at 2/3 of the extra cost, which keeps the kernel within 10 % of plain dots.
+    per = gram(du, u, block=32)
+    # u'_i.u'_j - u_i.u_j = du_i.u_j + du_j.u_i + du_i.du_j.
+    glob = per + jnp.swapaxes(per, 1, 2) + gram(du, du, block=32)
+    # An all-zero block makes ablation a no-op: its changes are 0, exactly.
+    zero = zero_pairs[:, maps].T  # [c, n]
+    glob = jnp.where(zero[:, :, None] & zero[:, None, :], 0.0, glob)
+    per = jnp.where(zero[:, :, None], 0.0, per)
+    return glob, per
+
+
 @functools.partial(jax.jit, static_argnames=("method", "mesh", "active"))
 def _similarities_kernel(head_params, blocks, schedule, zero_pairs, *, method, mesh, active):
     pre = _pre_activations(head_params, blocks)
@@ -461,28 +516,10 @@ def _similarities_kernel(head_params, blocks, schedule, zero_pairs, *, method, m
         if c > SIM_SUBCHUNK and c % SIM_SUBCHUNK == 0:
             def sub(x):
                 return x.reshape(c // SIM_SUBCHUNK, SIM_SUBCHUNK, *x.shape[1:])
-            glob, per = jax.lax.map(lambda a: similarities(*a, emb, zero_pairs),
+            glob, per = jax.lax.map(lambda a: _change_similarities(*a, emb, zero_pairs),
                                     (sub(maps), sub(change)))
             return glob.reshape(c, *glob.shape[2:]), per.reshape(c, *per.shape[2:])
-        return similarities(maps, change, emb, zero_pairs)
-
-    def similarities(maps, change, emb, zero_pairs):
-        # Changes of the unit rows and of the correlations, computed from the change of the
-        # embeddings so that their rounding errors scale with the (small) effect of the
-        # ablation, not with the correlations (~0.9); plain dots suffice then.
-        u, du = unit_rows_change(emb[None], change)  # [c, n, D] each
-        # corr(E[i, k], e_j) - corr(e_i, e_j) = du_i . u_j. Even these dots of small changes
-        # need blocked sums: a plain XLA dot leaves ~6e-8 here (measured), i.e. ~7e-7 of
-        # per-image AIS; in blocks of 16 ~1e-8 (per-image AIS 8e-8), of 32 per-image AIS
-        # 1.1e-7 at 2/3 of the extra cost, which keeps the kernel within 10 % of plain dots.
-        per = gram(du, u, block=32)
-        # u'_i.u'_j - u_i.u_j = du_i.u_j + du_j.u_i + du_i.du_j.
-        glob = per + jnp.swapaxes(per, 1, 2) + gram(du, du, block=32)
-        # An all-zero block makes ablation a no-op: its changes are 0, exactly.
-        zero = zero_pairs[:, maps].T  # [c, n]
-        glob = jnp.where(zero[:, :, None] & zero[:, None, :], 0.0, glob)
-        per = jnp.where(zero[:, :, None], 0.0, per)
-        return glob, per
+        return _change_similarities(maps, change, emb, zero_pairs)
 
     glob, per = _over_map_chunks(step, mesh, schedule, head_params, blocks, pre, emb, zero_pairs)
     return full, glob, per
@@ -508,7 +545,8 @@ def ablation_similarities(
       method: 'fast' or 'vmap' (see module docstring).
       chunk_maps: maps per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
-      mesh: 1-D device mesh; None = all local devices. The maps are split over it.
+      mesh: 1-D device mesh; None = all local devices. The maps are split over it (a gap
+        head's closed forms, O(M n^2), run on one device).
       fc7_path: 'auto' (active-set fc7 on CPU for sparse fc6), 'active' or 'plain'
         (`ais_jax.engine.active_set`; the same numbers up to float32 round-off).
 
@@ -516,17 +554,85 @@ def ablation_similarities(
       `AblationSimilarities` (full ``[n, n]``, global_delta ``[M, n, n]``, per_image_delta
       ``[n, M, n]``, zero_pairs ``[n, M]``).
     """
+    if head_family(head_params) == "gap" and method == "fast":
+        return _gap_similarities(head_params, blocks, chunk_maps, memory_budget_bytes, fc7_path)
     blocks, dims, mesh, zero_pairs, live, schedule, active = _plan(
         head_params, blocks, method, lambda d: 2 * d.n, chunk_maps, memory_budget_bytes, mesh,
         fc7_path,
     )  # fmt: skip
-    full, glob, per = _similarities_kernel(
-        head_params, blocks, schedule, jnp.asarray(zero_pairs), method=method, mesh=mesh,
-        active=active,
-    )  # fmt: skip
+    kernel = (_plain_similarities_kernel if head_family(head_params) == "gap"
+              else functools.partial(_similarities_kernel, method=method, active=active))
+    full, glob, per = kernel(head_params, blocks, schedule, jnp.asarray(zero_pairs), mesh=mesh)
     # Maps zero in every image are not computed: their changes are 0, exactly.
     global_delta = jnp.zeros((dims.maps, dims.n, dims.n), full.dtype).at[live].set(
         glob[: live.size])
     per_image_delta = jnp.zeros((dims.n, dims.maps, dims.n), full.dtype).at[:, live].set(
         jnp.swapaxes(per[: live.size], 0, 1))
     return AblationSimilarities(full, global_delta, per_image_delta, jnp.asarray(zero_pairs))
+
+
+# ---- gap heads (ResNet): closed forms and the plain reference (`ais_jax.engine.gap`) ----
+
+# Maps per step of the gap closed forms: [c, n, n] temporaries, ~7 MB each at n = 120.
+GAP_CHUNK = 128
+
+
+def _check_fc7_path(fc7_path: str) -> None:
+    if fc7_path not in active_set.PATHS:
+        raise ValueError(f"fc7 path must be one of {active_set.PATHS}, got {fc7_path!r}")
+
+
+def _gap_similarities(head_params, blocks, chunk_maps, memory_budget_bytes, fc7_path):
+    """`ablation_similarities` of a gap head by the closed forms (`ais_jax.engine.gap`)."""
+    _check_fc7_path(fc7_path)
+    blocks = jnp.asarray(blocks, jnp.float32)
+    dims = head_dims(head_params, blocks)
+    if chunk_maps is None:
+        budget = DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes
+        chunk_maps = min(GAP_CHUNK, max(1, budget // (8 * _FLOAT_BYTES * dims.n * dims.n)))
+    chunk, _ = choose_chunk(dims.maps, 1, chunk_maps=chunk_maps)
+    full, glob, per = gap.ablation_changes(gap.embeddings(blocks), chunk=chunk)
+    zero_pairs, _ = _live_maps(blocks)
+    return AblationSimilarities(full, glob, per, jnp.asarray(zero_pairs))
+
+
+@functools.partial(jax.jit, static_argnames=("mesh",))
+def _plain_similarities_kernel(head_params, blocks, schedule, zero_pairs, *, mesh):
+    """The reference for any head: zero each map, run `heads.head_forward`, correlate."""
+    emb = heads.head_forward(head_params, blocks)[0]  # [n, D]
+    full = corr_matrix(emb)
+
+    def step(maps, head_params, blocks, emb, zero_pairs):
+        keep = 1.0 - jax.nn.one_hot(maps, blocks.shape[1], dtype=blocks.dtype)  # [c, M]
+        ablated = jax.vmap(
+            lambda k: heads.head_forward(head_params, blocks * k[None, :, None])[0])(keep)
+        return _change_similarities(maps, ablated - emb[None], emb, zero_pairs)
+
+    glob, per = _over_map_chunks(step, mesh, schedule, head_params, blocks, emb, zero_pairs)
+    return full, glob, per
+
+
+@functools.partial(jax.jit, static_argnames=("method", "chunk"))
+def _gap_embeddings_kernel(head_params, blocks, *, method, chunk):
+    x, logits = heads.head_forward(head_params, blocks)  # [n, M], [n, C]
+    m = x.shape[1]
+    keep = 1.0 - jnp.eye(m, dtype=x.dtype)  # [M, M]: row k zeroes map k
+    if method == "vmap":
+        emb, out = jax.lax.map(
+            lambda k: heads.head_forward(head_params, blocks * k[None, :, None]), keep,
+            batch_size=chunk)  # [M, n, M], [M, n, C]
+        return jnp.swapaxes(emb, 0, 1), jnp.swapaxes(out, 0, 1)
+    # Zeroing coordinate k of the embedding moves the logits by -x_k W[k].
+    removed = x[:, :, None] * head_params["fc"]["kernel"][None]  # [n, M, C]
+    return x[:, None, :] * keep[None], logits[:, None, :] - removed
+
+
+def _gap_ablation_embeddings(head_params, blocks, method, with_logits, chunk_maps, fc7_path):
+    """`ablation_embeddings` of a gap head: the embeddings with each coordinate zeroed."""
+    _check_method(method)
+    _check_fc7_path(fc7_path)
+    blocks = jnp.asarray(blocks, jnp.float32)
+    dims = head_dims(head_params, blocks)
+    chunk, _ = choose_chunk(dims.maps, 1, chunk_maps=chunk_maps or GAP_CHUNK)
+    emb, logits = _gap_embeddings_kernel(head_params, blocks, method=method, chunk=chunk)
+    return (emb, logits) if with_logits else emb

@@ -18,8 +18,9 @@ from ais_jax.engine.ablation import AblationSimilarities
 from ais_jax.engine.similarity import alignment_change, pearson_change
 
 
-def _check_human(human: jax.Array, n: int) -> jax.Array:
-    human = jnp.asarray(human, jnp.float32)
+def _check_human(human: jax.Array, n: int, dtype=jnp.float32) -> jax.Array:
+    """The human matrix in the similarities' dtype (float32; float64 in x64 tests)."""
+    human = jnp.asarray(human, dtype)
     if human.shape != (n, n):
         raise ValueError(
             f"human matrix must be [{n}, {n}] like the similarities, got {human.shape}")
@@ -53,7 +54,7 @@ def global_ais(
       ``[M]`` AIS, ``score(Z, H) - score(Z^{not k}, H)``.
     """
     n = sims.full.shape[0]
-    human = _check_human(human, n)
+    human = _check_human(human, n, sims.full.dtype)
     full, global_delta = sims.full, sims.global_delta
     if images is not None:
         images = np.asarray(images)
@@ -93,5 +94,5 @@ def per_image_ais(sims: AblationSimilarities, human: jax.Array) -> jax.Array:
     Returns:
       ``[n, M]`` AIS, ``rho_i - rho_i^{not k}``.
     """
-    human = _check_human(human, sims.full.shape[0])
+    human = _check_human(human, sims.full.shape[0], sims.full.dtype)
     return _per_image_ais(sims.full, sims.per_image_delta, human)

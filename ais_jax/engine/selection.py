@@ -6,6 +6,10 @@ block product: a cumulative sum over the ranked blocks' contributions, carried a
 maps by `lax.scan`; then ReLU, fc7 (one large matmul per chunk, or per image over only the fc6
 units active in some prefix of the chunk: `ais_jax.engine.active_set`), ReLU, correlations and the
 train/test alignments. ``method='naive'`` (mask + full head per prefix) is the reference.
+
+A gap head (ResNet, `ais_jax.engine.heads`) needs no network call: its prefix embeddings are
+the pooled maps with the unkept coordinates zeroed, and ``method='incremental'`` scores their
+correlations from prefix sums over the ranked maps (`ais_jax.engine.gap`), O(M n^2) a curve.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ais_jax.engine import active_set, sharding
+from ais_jax.engine import active_set, gap, sharding
 from ais_jax.engine.ablation import (
     DEFAULT_MEMORY_BUDGET,
     choose_chunk,
@@ -27,6 +31,7 @@ from ais_jax.engine.ablation import (
     head_dims,
     plain_head,
 )
+from ais_jax.engine.heads import head_family
 from ais_jax.engine.similarity import alignment, check_score, corr_matrix, shifted_gram, unit_rows
 from ais_jax.models.vgg16 import PRECISION
 
@@ -35,6 +40,9 @@ GREEDY_METHODS = ("incremental", "naive")
 # precision problem (24 images): max R^2 error train/test 2.5e-7/4.9e-7 with 16, 2.0e-7/5.5e-7
 # with 256 (the shifted rows are small, so longer partial sums cost little), ~0.3 s less a curve.
 GRAM_BLOCK = 256
+# Prefixes per step of a gap head's curve: the prefix sums within a step are sums of at most
+# this many terms (then carried with TwoSum), and the step's [c, n, n] temporaries stay small.
+GAP_CHUNK = 16
 
 
 def rank_maps(ais: np.ndarray) -> np.ndarray:
@@ -193,6 +201,21 @@ def naive_prefix_scores(
     return jax.lax.map(one_prefix, sizes, batch_size=chunk)
 
 
+def _gap_degenerate(x: np.ndarray, order: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """``[M]`` bool: prefixes whose correlations on ``images`` are all 1 (a gap head).
+
+    Where only one kept map is non-zero in any of the images and its values there share a
+    sign, every prefix embedding is a positive multiple of one vector: every correlation is 1
+    (or undefined), and the score is undefined.
+    """
+    ranked = x[np.ix_(images, order)]  # [n_img, M]
+    live = np.any(ranked != 0, axis=0)
+    count = np.cumsum(live)
+    one_sign = np.all(ranked >= 0, axis=0) | np.all(ranked <= 0, axis=0)
+    first = np.argmax(live) if live.any() else 0
+    return (count == 1) & bool(one_sign[first])
+
+
 def _check_indices(name: str, idx, n: int) -> np.ndarray:
     idx = np.asarray(idx)
     if idx.ndim != 1 or idx.size < 3 or not np.issubdtype(idx.dtype, np.integer):
@@ -227,17 +250,20 @@ def greedy_curves(
       train: training image indices (the curve that picks S*).
       test: test image indices.
       score: 'r2' (released code's CV) or 'rho'.
-      method: 'incremental' (fc6 prefix sums, sharded over images) or 'naive' (mask + full
-        head per prefix; single device; the reference).
+      method: 'incremental' (fc6 prefix sums, sharded over images; a gap head: the closed
+        form of `ais_jax.engine.gap`, single device) or 'naive' (mask + full head per prefix;
+        single device; the reference).
       chunk_maps: prefixes per step (default: from the memory budget).
       memory_budget_bytes: per-device budget for one step's temporaries.
-      mesh: 1-D device mesh for 'incremental'; None = all local devices.
+      mesh: 1-D device mesh for 'incremental'; None = all local devices (a gap head's
+        prefix sums run on one device).
       fc7_path: 'auto' (the exact active-set fc7 on CPU where fc6 is sparse enough for it to
         pay, `ais_jax.engine.active_set.resolve_path`), 'active' or 'plain'; 'incremental' only.
 
     Returns:
       `GreedyResult`; NaN scores are kept, counted, and never win. A prefix whose maps are all
-      zero in every image of a split scores exactly NaN there (its embeddings are identical).
+      zero in every image of a split scores exactly NaN there (its embeddings are identical);
+      for a gap head also a prefix with one non-zero map there (every correlation is 1).
     """
     check_score(score)
     if method not in GREEDY_METHODS:
@@ -256,6 +282,7 @@ def greedy_curves(
     human_test = human[np.ix_(test, test)]
     budget = DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes
 
+    family = head_family(head_params)
     if method == "naive":
         per_map = 8 * dims.n * (dims.maps * dims.block + dims.fc6 + 2 * dims.embed)
         chunk, _ = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget,
@@ -264,6 +291,12 @@ def greedy_curves(
             head_params, blocks, jnp.asarray(order), jnp.arange(1, dims.maps + 1), train, test,
             human_train, human_test, chunk=chunk, score=score,
         )  # fmt: skip
+    elif family == "gap":
+        if fc7_path not in active_set.PATHS:
+            raise ValueError(f"fc7 path must be one of {active_set.PATHS}, got {fc7_path!r}")
+        s_train, s_test = gap.prefix_scores(
+            gap.embeddings(blocks), jnp.asarray(order), train, test, human_train, human_test,
+            chunk=min(chunk_maps or GAP_CHUNK, dims.maps), score=score)
     else:
         mesh = sharding.resolve_mesh(mesh)
         n_dev = mesh.devices.size
@@ -292,6 +325,10 @@ def greedy_curves(
     kept_any = np.cumsum(~np.asarray(jnp.all(blocks == 0, axis=-1))[:, order], axis=1) > 0
     train_curve[~kept_any[train].any(axis=0)] = np.nan
     test_curve[~kept_any[test].any(axis=0)] = np.nan
+    if family == "gap":
+        x = np.asarray(gap.embeddings(blocks))
+        train_curve[_gap_degenerate(x, order, train)] = np.nan
+        test_curve[_gap_degenerate(x, order, test)] = np.nan
     return GreedyResult(
         train_curve,
         test_curve,

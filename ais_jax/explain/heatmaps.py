@@ -1,7 +1,8 @@
-"""Per-image AIS heatmaps (SPEC §5): clipped, normalised AIS weights over the conv5_3 maps.
+"""Per-image AIS heatmaps (SPEC §5): clipped, normalised AIS weights over the ablated maps.
 
 ``w_ik = max(AIS_ik, 0) / sum_k max(AIS_ik, 0)``, ``heat_i = sum_k w_ik A_i[:, :, k]`` at the
-activation grid (14x14 for a square 224 input, e.g. 14x18 otherwise), then upsampled to the
+activation grid of the model's ablated layer (VGG-16's conv5_3: 14x14 for a square 224 input,
+e.g. 14x18 otherwise; AlexNet 13x13, ResNet-50 7x7; any M maps), then upsampled to the
 image's original (H, W) with OpenCV's bilinear (`ais_jax.data.resize.resize_bilinear`).
 An image with no positive AIS has no heatmap: it gets a zero map and ``defined = False``
 (never a division by zero). Maps are raw floats; display scaling is `minmax_scale`.
@@ -54,7 +55,7 @@ def grid_heatmaps(ais: jax.Array, acts: jax.Array) -> tuple[jax.Array, jax.Array
 
     Args:
       ais: ``[n, M]`` per-image AIS.
-      acts: ``[n, h, w, M]`` conv5_3 activations of the same images.
+      acts: ``[n, h, w, M]`` ablated-layer activations of the same images.
 
     Returns:
       (heat ``[n, h, w]`` float32, zero where undefined; defined ``[n]`` bool).
@@ -147,7 +148,7 @@ class Heatmaps:
     Attributes:
       image_ids: ``n`` image file names.
       sizes: ``n`` original ``(H, W)``.
-      ais: ``[n, 512]`` per-image AIS.
+      ais: ``[n, M]`` per-image AIS.
       grid: ``[n, h, w]`` raw heatmaps at the activation grid (zeros where undefined).
       defined: ``[n]`` bool, False for images without a positive AIS.
     """
@@ -170,7 +171,7 @@ class Heatmaps:
 
 def compute_heatmaps(ais: np.ndarray, acts: np.ndarray, image_ids: Sequence[str],
                      sizes: Sequence[tuple[int, int]]) -> Heatmaps:
-    """`Heatmaps` from per-image AIS ``[n, 512]`` and activations ``[n, h, w, 512]``."""
+    """`Heatmaps` from per-image AIS ``[n, M]`` and activations ``[n, h, w, M]``."""
     grid, defined = grid_heatmaps(jnp.asarray(ais), jnp.asarray(acts))
     return Heatmaps(tuple(image_ids), tuple((int(h), int(w)) for h, w in sizes),
                     np.asarray(ais, np.float32), np.asarray(grid), np.asarray(defined))
@@ -182,7 +183,7 @@ def heatmaps_for_item(item) -> Heatmaps:
     Uses (and fills) the shared cache of trunk activations and ablation similarities, so it
     recomputes neither after Aim 1 or Aim 2 ran on the same data and checkpoint.
     """
-    ais = np.asarray(per_image_ais(item.similarities.value, item.human))  # [n, 512]
+    ais = np.asarray(per_image_ais(item.similarities.value, item.human))  # [n, M]
     return compute_heatmaps(ais, item.activations.value, item.image_ids,
                             image_sizes(item.dataset.image_paths))
 

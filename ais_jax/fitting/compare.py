@@ -52,8 +52,8 @@ def add_methods(record: dict, *, head_params: Any, blocks: np.ndarray, emb: np.n
       record: `ais_jax.study.aim1.run_fold`'s dict (its ``train``, ``test``, ``order`` and
         ``set_size`` give the split and S*).
       head_params: the head parameters.
-      blocks: ``[n, 512, 49]`` fc6 input blocks of all images.
-      emb: ``[n, 4096]`` unmasked penultimate embeddings of all images.
+      blocks: ``[n, M, B]`` per-map head inputs of all images (VGG-16: ``[n, 512, 49]``).
+      emb: ``[n, D]`` unmasked penultimate embeddings of all images (VGG-16: D = 4096).
       human: ``[n, n]`` human similarity.
       score: 'r2' or 'rho'.
       methods: checked methods (`check_methods`).

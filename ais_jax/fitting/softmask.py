@@ -6,8 +6,12 @@ computed once per image set) the masked fc6 pre-activation is
 
     fc6_pre(m)[i] = b6 + sum_k m_k contrib[i, k]                       (the SPEC §2 identity)
 
-a 512-wide product per image instead of a 25088-wide fc6; fc7, ReLUs and the correlations follow
-as in the plain head. ``theta`` is fitted with optax's Adam to maximise
+an M-wide product per image instead of the whole fc6 (VGG-16: 512 instead of 25088); fc7, ReLUs
+and the correlations follow as in the plain head. A gap head (ResNet, `ais_jax.engine.heads`)
+has no fc6: its embedding is the pooled maps, and the mask scales coordinate k of it
+(``contrib[k, i] = blocks[i, k]``, ``E(m)[i] = m * x_i``).
+
+``theta`` is fitted with optax's Adam to maximise
 
     score(corrcoef(E(m))[train, train], H_train) - lam * mean(m)
 
@@ -34,6 +38,7 @@ import numpy as np
 import optax
 
 from ais_jax.engine.ablation import dense, full_embeddings, head_dims
+from ais_jax.engine.heads import head_family
 from ais_jax.engine.similarity import alignment, check_score, corr_matrix
 from ais_jax.fitting import inner
 from ais_jax.models.vgg16 import PRECISION
@@ -64,8 +69,11 @@ def map_contributions(head_params: dict, blocks: jax.Array) -> jax.Array:
     Returns:
       ``[M, n, D6]``: ``contrib[k, i] = blocks[i, k] @ W6[k * B:(k + 1) * B]``. Map-major, so
       that the masked sum over maps reads one contiguous ``[M, n * D6]`` matrix (a GEMV each
-      way), and the batched product has its batch axis first.
+      way), and the batched product has its batch axis first. A gap head: ``[M, n, 1]``,
+      the blocks themselves (its "fc6" is the identity).
     """
+    if head_family(head_params) == "gap":
+        return jnp.swapaxes(blocks, 0, 1)
     maps, block = blocks.shape[1:]
     w6 = head_params["fc6"]["kernel"].reshape(maps, block, -1)  # [M, B, D6]
     return jnp.einsum("nkb,kbo->kno", blocks, w6, precision=PRECISION)
@@ -85,6 +93,8 @@ def masked_embeddings(head_params: dict, contrib: jax.Array, mask: jax.Array) ->
     Returns:
       ``[n, D]`` embeddings.
     """
+    if head_family(head_params) == "gap":  # the embedding is the pooled maps: scale them
+        return (mask[:, None] * contrib[:, :, 0]).T
     maps, n, d6 = contrib.shape
     # As one [M] x [M, n * D6] GEMV: its transpose (the gradient) is a GEMV too. (Written as
     # einsum 'k,kno->no', XLA's CPU backward took ~30x longer.)
@@ -210,7 +220,7 @@ def fit_softmask(
     penalty; ``blocks[test]`` and ``human[test][:, test]`` are read once, for the test scores.
 
     Args:
-      head_params: ``params['head']`` (fc6/fc7 used).
+      head_params: ``params['head']`` of either family (`ais_jax.engine.heads`).
       blocks: ``[n, M, B]`` fc6 input blocks of all images.
       human: ``[n, n]`` human similarity of all images.
       train: training image indices.
