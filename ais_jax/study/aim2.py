@@ -342,7 +342,7 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
     """Aim 2's across-datasets step: statistics tables, Figures 2 and 3, summary.md."""
     cfg, out = study.config, study.out
     by_ds = rows_by_dataset(rows)
-    crosses, pairs, examples = {}, {}, {}
+    crosses, pairs, examples, match_files = {}, {}, {}, set()
     for key, ds_rows in by_ds.items():
         # Every two models of the dataset, in model order; the first pair picks Figure 2's
         # examples and fills Figure 3's Match panel.
@@ -359,6 +359,7 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
             name = (f"match_{key}.csv" if len(ds_rows) == 2 else
                     f"match_{key}_{c['model_a']}_vs_{c['model_b']}.csv")
             storage.write_text(out / name, csv_text(table, list(table[0])))
+            match_files.add(name)
         if cross is not None:
             crosses[key] = cross
         idx, how = choose_examples(cross["match"] if cross else None, ds_rows[0]["n_images"],
@@ -389,7 +390,7 @@ def write_outputs(study: Study, rows: list[dict]) -> dict:
          for k, ds_rows in by_ds.items()])
     aim2_figures.save(fig, out / "figure3.png")
     # Per-dataset files of datasets this run does not have would look current: removed.
-    resume.prune(out, {f"figure2_{k}.png" for k in by_ds} | {f"match_{k}.csv" for k in crosses},
+    resume.prune(out, {f"figure2_{k}.png" for k in by_ds} | match_files,
                  patterns=("figure2_*.png", "match_*.csv"))
 
     correlations = ais_correlations(rows)
