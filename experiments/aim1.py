@@ -54,7 +54,8 @@ def _run() -> int:
         result = aim1_demo.run_demo(aim1_demo.DemoConfig(
             out=str(out), n_images=FLAGS.demo_images or DEMO_IMAGES,
             planted=FLAGS.demo_planted, batch_size=FLAGS.batch_size,
-            methods=tuple(FLAGS.methods) if FLAGS["methods"].present else compare.METHODS))
+            methods=tuple(FLAGS.methods) if FLAGS["methods"].present else compare.METHODS,
+            report=FLAGS.report))
         print(result["text"])
     else:
         result = aim1.run_aim1(_config())

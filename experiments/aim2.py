@@ -56,7 +56,7 @@ def _run() -> int:
         preflight.check_positive(FLAGS.batch_size, "--batch_size")
         out = preflight.check_out_dir(FLAGS.out or "results/demo_aim2")
         result = aim2_demo.run_demo(aim2_demo.DemoConfig(
-            out=str(out), batch_size=FLAGS.batch_size, **kwargs))
+            out=str(out), batch_size=FLAGS.batch_size, report=FLAGS.report, **kwargs))
         print(result["text"])
     else:
         result = aim2.run_aim2(_config())

@@ -56,7 +56,7 @@ def _extras() -> dict:
 def _run() -> int:
     if FLAGS.demo:
         result = aim3_demo.run_demo(aim3_demo.Aim3DemoConfig(
-            out=FLAGS.out or "results/aim3_demo", batch_size=FLAGS.batch_size,
+            out=FLAGS.out or "results/aim3_demo", batch_size=FLAGS.batch_size, report=FLAGS.report,
             **({"n_images": FLAGS.demo_images} if FLAGS.demo_images else {}), **_extras()))
     else:
         result = aim3.run_aim3(aim3.Aim3Config(

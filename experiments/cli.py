@@ -36,6 +36,8 @@ flags.DEFINE_bool("symmetrize", False, "Average the human matrix with its transp
 flags.DEFINE_string("out", None, "Results directory (default: results/<aim>, or the demo's).")
 flags.DEFINE_integer("batch_size", 8, "Images per trunk call.")
 flags.DEFINE_integer("chunk_maps", None, "Maps per ablation/greedy step (default: automatic).")
+flags.DEFINE_bool("report", True, "Write <out>/report.html (tables, figures, every image; "
+                  "opens from the file system) at the end; --report=false skips it.")
 flags.DEFINE_integer("demo_images", None, "--demo: number of generated images (default: the "
                      "demo's own).")
 
@@ -76,7 +78,8 @@ def study_kwargs(default_out: str) -> dict:
         out=out, data_dir=FLAGS.data_dir, models=models(),
         datasets=tuple(FLAGS.datasets) if FLAGS.datasets else None, matrix=FLAGS.matrix,
         kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
-        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox)
+        batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox,
+        report=FLAGS.report)
 
 
 def report_errors(fn: Callable[[], int | None]) -> int:

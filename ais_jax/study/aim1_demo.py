@@ -44,7 +44,7 @@ from ais_jax.engine.ablation import full_embeddings
 from ais_jax.engine.similarity import corr_matrix
 from ais_jax.fitting import compare
 from ais_jax.models.vgg16 import BLOCK, EMBED_DIM, NUM_MAPS, random_params
-from ais_jax.report import figures
+from ais_jax.report import figures, html
 from ais_jax.study import aim1
 from ais_jax.weights import load_vgg16, save_params
 
@@ -73,6 +73,7 @@ class DemoConfig:
         softmask, reweight); the soft mask's recovery of P is reported beside greedy's.
         ``python -m experiments.aim1 --demo`` runs all three; the default here keeps library
         callers (and the test suite's small demo) at greedy's cost.
+      report: write ``out/report.html`` at the end (`ais_jax.report.html`).
     """
 
     out: str
@@ -85,6 +86,7 @@ class DemoConfig:
     seed: int = 0
     batch_size: int = 8
     methods: tuple[str, ...] = ("greedy",)
+    report: bool = True
 
 
 def draw_image(rng: np.random.Generator, size: int) -> PIL.Image.Image:
@@ -391,7 +393,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic", models=(("synthetic", str(ckpt)),),
         folds=cfg.folds, seeds=tuple(cfg.seeds), score="r2", image_size=cfg.image_size,
-        batch_size=cfg.batch_size, preamble=preamble, methods=tuple(cfg.methods)),
+        batch_size=cfg.batch_size, preamble=preamble, methods=tuple(cfg.methods),
+        report=False),  # written below, once demo.json and summary.md are complete
         on_fold=records.append)
     row = result["rows"][0]
     rec = recovery(row["global_ais"], planted)
@@ -425,6 +428,8 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                  "t", "p", "n")},
         "seconds": seconds,
     })
+    if cfg.report:
+        html.write_report(out)
     return {"out": out, "checkpoint": ckpt, "recovery": rec, "row": row, "set_sizes": set_sizes,
             "fold_overlap": fold_overlap, "planted": planted, "seconds": seconds,
             "fold_recovery": fold_rec,

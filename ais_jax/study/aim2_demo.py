@@ -38,6 +38,7 @@ from ais_jax.engine.ablation import full_embeddings
 from ais_jax.engine.similarity import corr_matrix
 from ais_jax.explain import heatmaps as hm
 from ais_jax.models.vgg16 import pool_blocks
+from ais_jax.report import html
 from ais_jax.stats.spatial import mass_share, relative_risk
 from ais_jax.study import aim1_demo
 from ais_jax.study.aim2 import Aim2Config, run_aim2
@@ -62,6 +63,7 @@ class DemoConfig:
       seed: seed of the images and noise.
       network_seeds: seeds of the two synthetic networks.
       batch_size: images per trunk call.
+      report: write ``out/report.html`` at the end (`ais_jax.report.html`).
     """
 
     out: str
@@ -73,6 +75,7 @@ class DemoConfig:
     seed: int = 0
     network_seeds: tuple[int, int] = (1, 2)
     batch_size: int = 8
+    report: bool = True
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> PIL.Image.Image:
@@ -251,7 +254,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic",
         models=tuple(zip(labels, map(str, ckpts), strict=True)),
-        image_size=cfg.height, batch_size=cfg.batch_size, preamble=preamble))
+        image_size=cfg.height, batch_size=cfg.batch_size, preamble=preamble,
+        report=False))  # written below, once demo.json and summary.md are complete
     recovery = {}
     for row in result["rows"]:
         maps = row["heatmaps"]
@@ -278,6 +282,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     storage.write_json(out / "demo.json", {
         "synthetic": True, "config": dataclasses.asdict(cfg), "seconds": seconds,
         "recovery": [{"network": m, "heatmap": k, **v} for (m, k), v in recovery.items()]})
+    if cfg.report:
+        html.write_report(out)
     return {"out": out, "recovery": recovery, "aim2": result, "seconds": seconds,
             "text": f"{preamble}\n\n{text}"}
 

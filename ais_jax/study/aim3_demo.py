@@ -31,7 +31,7 @@ import PIL.Image
 from ais_jax import storage
 from ais_jax.explain.baselines import CENTRE_BIAS_SD, paired_test
 from ais_jax.explain.compare import PERCENTS
-from ais_jax.report import aim3_tables
+from ais_jax.report import aim3_tables, html
 from ais_jax.study import aim2_demo
 from ais_jax.study.aim3 import SOURCES, Aim3Config, run_aim3
 
@@ -49,6 +49,8 @@ class Aim3DemoConfig:
       seed: seed of the saliency maps (which images coincide, distractor places, noise).
       batch_size: images per trunk call.
       percents, centre_sd, mismatch_seed, examples, per_image_figures: as `Aim3Config`.
+      report: write ``out/report.html`` at the end, and Aim 2's demo its own
+        (`ais_jax.report.html`).
     """
 
     out: str
@@ -60,6 +62,7 @@ class Aim3DemoConfig:
     mismatch_seed: int = 0
     examples: int = 4
     per_image_figures: bool = False
+    report: bool = True
 
 
 def _blob(shape: tuple[int, int], centre: tuple[float, float], sd: tuple[float, float]
@@ -173,7 +176,7 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
     out = Path(cfg.out)
     aim2_out = out / "aim2"
     a2 = aim2_demo.run_demo(aim2_demo.DemoConfig(out=str(aim2_out), n_images=cfg.n_images,
-                                                 batch_size=cfg.batch_size))
+                                                 batch_size=cfg.batch_size, report=cfg.report))
     data = aim2_out / "demo_data"
     first = a2["aim2"]["rows"][0]["heatmaps"]
     ids = list(first.image_ids)
@@ -200,7 +203,8 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
         image_size=int(aim2_run["image_size"]), batch_size=cfg.batch_size,
         saliency_dir=str(sal_dir), aim2_dir=str(aim2_out), percents=tuple(cfg.percents),
         centre_sd=cfg.centre_sd, mismatch_seed=cfg.mismatch_seed, examples=cfg.examples,
-        per_image_figures=cfg.per_image_figures, preamble=preamble))
+        per_image_figures=cfg.per_image_figures, preamble=preamble,
+        report=False))  # written below, once demo.json and summary.md are complete
     groups = {r["model"]: group_summary(r["results"], coincide, cfg.percents)
               for r in result["rows"]}
     tests = {r["model"]: group_tests(r["results"], coincide, cfg.percents)
@@ -222,6 +226,8 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
         "synthetic": True, "config": dataclasses.asdict(cfg), "seconds": seconds,
         "groups": {m: tables_json(rows) for m, rows in groups.items()},
         "group_tests": {m: tables_json(rows) for m, rows in tests.items()}})
+    if cfg.report:
+        html.write_report(out)
     return {"out": out, "groups": groups, "tests": tests, "aim3": result, "seconds": seconds,
             "coinciding": [i for i, c in zip(ids, coincide, strict=True) if c],
             "text": f"{preamble}\n\n{text}\n\n{result['text']}"}
