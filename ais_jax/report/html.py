@@ -93,13 +93,16 @@ def cell(raw: Any, *, numeric: bool, title: str = "") -> dict:
 
 def image_cell(thumb: tuple[str, tuple[int, int]] | None, full: str | None, alt: str, *,
                caption: str = "", lo: float | None = None, hi: float | None = None,
-               flag: str = "") -> dict:
-    """A picture cell: ``thumb`` (URL, (w, h)) shown, ``full`` (a URL) opened large."""
+               flag: str = "", wide: bool = False) -> dict:
+    """A picture cell: ``thumb`` (URL, (w, h)) shown, ``full`` (a URL) opened large.
+
+    ``wide``: a whole figure (title, legend), shown larger than a picture.
+    """
     url, (w, h) = thumb if thumb else (None, (0, 0))
     return {"img": url, "href": full or url, "w": w, "h": h, "alt": alt,
             "caption": caption or alt,
             "lo": None if lo is None else shown(lo), "hi": None if hi is None else shown(hi),
-            "flag": flag}
+            "flag": flag, "wide": wide}
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -344,9 +347,9 @@ def aim2_gallery(out: Path, run: dict) -> dict:
     columns += [{"key": k, "label": "maxEntropy" if k == "max_entropy" else k, "type": "num"}
                 for k in match_keys]
     for label in labels:
-        columns += [{"key": f"overlay:{label}", "label": f"{label} overlay", "type": "none"},
-                    {"key": f"mad:{label}", "label": f"MAD {label}", "type": "num"},
-                    {"key": f"entropy:{label}", "label": f"entropy {label}", "type": "num"}]
+        columns += [{"key": f"overlay:{label}", "label": f"overlay\n{label}", "type": "none"},
+                    {"key": f"mad:{label}", "label": f"MAD\n{label}", "type": "num"},
+                    {"key": f"entropy:{label}", "label": f"entropy\n{label}", "type": "num"}]
     per_item = {}
     for label, key, folder in _items(out, run):
         per_image = read_csv(folder / "per_image.csv") if (folder / "per_image.csv").is_file() \
@@ -421,7 +424,7 @@ def aim3_gallery(out: Path, run: dict) -> dict:
                        {"key": "dataset", "label": "dataset", "type": "text"},
                        {"key": "image_id", "label": "image", "type": "text"},
                        {"key": "figure", "label": "image", "type": "none"}]
-            columns += [{"key": f"{s}:rr_{p}", "label": f"RR {p}% {s}", "type": "num"}
+            columns += [{"key": f"{s}:rr_{p}", "label": f"RR {p}%\n{s}", "type": "num"}
                         for p in percents for s in sources]
         by = {(r["source"], r["image_id"]): r for r in table}
         images = image_dir(out, run, key)
@@ -430,7 +433,7 @@ def aim3_gallery(out: Path, run: dict) -> dict:
             if panel.is_file():
                 panels += 1
                 pic = image_cell(_thumb(out, panel), rel(out, panel), f"{image_id} contours",
-                                 caption=f"{label} / {key} / {image_id}")
+                                 caption=f"{label} / {key} / {image_id}", wide=True)
             else:
                 source = images / image_id
                 pic = image_cell(_thumb(out, source, key),
