@@ -152,7 +152,7 @@ def test_aim1_tables_are_the_csvs_and_the_top_maps_the_global_ais(tmp_path_facto
         assert keys == list(csv_rows[0])
         for tr, row in zip(table.findall("tbody/tr"), csv_rows, strict=True):
             for td, key in zip(tr, keys, strict=True):
-                if html._number(row[key]) is None:
+                if html.cell(row[key], numeric=True)["n"] is None:  # text
                     assert td.get("data-v") == row[key]
                 else:
                     assert_shown(td, row[key])

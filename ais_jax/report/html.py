@@ -331,7 +331,7 @@ def _colour_bar(colormap: str) -> str:
     try:
         cmap = matplotlib.colormaps[colormap]
     except KeyError:
-        cmap = matplotlib.colormaps["jet"]
+        raise ValueError(f"run.json: unknown colormap {colormap!r}") from None
     stops = [cmap(t / 10) for t in range(11)]
     return "linear-gradient(to right, " + ", ".join(
         f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {i * 10}%"
@@ -345,6 +345,17 @@ def _heat_ranges(folder: Path) -> dict[str, tuple[float, float]]:
     maps = hm.read_heatmaps(folder)
     return {image_id: (float(h.min()), float(h.max()))
             for image_id, h in ((i, maps.original(k)) for k, i in enumerate(maps.image_ids))}
+
+
+def _aim2_item(folder: Path) -> tuple[dict, dict, dict, Path]:
+    """One Aim 2 item folder's per-image rows, overlay file names and heatmap ranges by id."""
+    per_image = read_csv(folder / "per_image.csv") if (folder / "per_image.csv").is_file() else []
+    files = {}
+    if (folder / hm.IDS_FILE).is_file():
+        manifest = json.loads((folder / hm.IDS_FILE).read_text())
+        names = manifest.get("files") or [Path(i).stem for i in manifest["image_ids"]]
+        files = dict(zip(manifest["image_ids"], names, strict=True))
+    return {r["image_id"]: r for r in per_image}, files, _heat_ranges(folder), folder
 
 
 def aim2_gallery(out: Path, run: dict) -> dict:
@@ -364,16 +375,7 @@ def aim2_gallery(out: Path, run: dict) -> dict:
         columns += [{"key": f"overlay:{label}", "label": f"overlay\n{label}", "type": "none"},
                     {"key": f"mad:{label}", "label": f"MAD\n{label}", "type": "num"},
                     {"key": f"entropy:{label}", "label": f"entropy\n{label}", "type": "num"}]
-    per_item = {}
-    for label, key, folder in _items(out, run):
-        per_image = read_csv(folder / "per_image.csv") if (folder / "per_image.csv").is_file() \
-            else []
-        files = json.loads((folder / hm.IDS_FILE).read_text()).get("files", []) \
-            if (folder / hm.IDS_FILE).is_file() else []
-        per_item[label, key] = ({r["image_id"]: r for r in per_image},
-                                dict(zip(json.loads((folder / hm.IDS_FILE).read_text())[
-                                    "image_ids"], files, strict=True)) if files else {},
-                                _heat_ranges(folder), folder)
+    per_item = {(label, key): _aim2_item(folder) for label, key, folder in _items(out, run)}
     rows = []
     for key, ds in run["datasets"].items():
         images = image_dir(out, run, key)
@@ -403,11 +405,10 @@ def aim2_gallery(out: Path, run: dict) -> dict:
                           cell(r.get("mad"), numeric=True), cell(r.get("entropy"), numeric=True)]
             rows.append({"attrs": {"data-id": f"{key}/{image_id}", "data-dataset": key,
                                    "data-undefined": " ".join(undefined)}, "cells": cells})
+    filters = [{"attr": "dataset", "label": "dataset", "values": list(run["datasets"])}]
     return as_gallery({"id": "gallery", "caption": f"{len(rows)} images", "source": None,
-            "columns": columns, "rows": rows,
-            "filters": [{"attr": "dataset", "label": "dataset",
-                         "values": list(run["datasets"])}] if len(run["datasets"]) > 1 else [],
-            "folded": False})
+                       "columns": columns, "rows": rows,
+                       "filters": filters if len(run["datasets"]) > 1 else [], "folded": False})
 
 
 def aim2_sections(out: Path, run: dict) -> dict:
