@@ -1,6 +1,7 @@
 """report.html: it parses, every link stays inside --out, every image is listed once, the numbers
 are the CSVs', and headless Chromium opens the demos' pages, sorts, filters and zooms."""
 
+import dataclasses
 import json
 import math
 import os
@@ -201,6 +202,18 @@ def test_report_flag_skips_the_page_and_bad_folders_fail_clearly(tmp_path_factor
     assert (tmp_path / "quiet" / "models.csv").is_file()
     assert not (tmp_path / "quiet" / html.REPORT_FILE).exists()
     assert not (tmp_path / "quiet" / html.ASSETS).exists()
+    # On by default; the images live outside --out, so the page shows their thumbnails.
+    aim2.run_aim2(dataclasses.replace(config, out=str(tmp_path / "page"), report=True))
+    tree = parse(tmp_path / "page" / html.REPORT_FILE)
+    keys, rows = gallery(tree)
+    image = rows[0][keys.index("image")].find("a")
+    assert image.get("href") == image.find("img").get("src") == (
+        f"{html.ASSETS}/thumbs/_data/synthetic/img_000.png.jpg")
+    for el in tree.iter():
+        for link in filter(None, (el.get("src"), el.get("href"))):
+            if not link.startswith("#"):
+                assert (tmp_path / "page" / unquote(link)).resolve().is_relative_to(
+                    (tmp_path / "page").resolve()), link
     from experiments import cli  # the shared flag: --report=false reaches the config
 
     cli.FLAGS(["prog", "--report=false", f"--data_dir={data}", f"--out={tmp_path / 'o'}"])

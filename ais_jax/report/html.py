@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -41,6 +42,8 @@ from markupsafe import escape
 from ais_jax import storage
 from ais_jax.explain import heatmaps as hm
 from ais_jax.report import figures, thumbnails
+
+log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
 ASSETS = "report_files"
@@ -550,4 +553,5 @@ def write_report(out: str | os.PathLike) -> Path:
     page = _environment().get_template("report.html.j2").render(**context(out))
     path = out / REPORT_FILE
     storage.write_text(path, page)
+    log.info("report: %s (open it in a browser)", path)
     return path
