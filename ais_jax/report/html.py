@@ -49,7 +49,8 @@ REPORT_FILE = "report.html"
 ASSETS = "report_files"
 TOP_MAPS = 10  # maps listed per model and dataset in Aim 1
 AIMS = {"fold_format_version": "aim1", "aim2_format_version": "aim2",
-        "aim3_record_version": "aim3"}
+        "aim3_record_version": "aim3"}  # run.json's versions key -> the aim with a page
+AIM_NAMES = tuple(AIMS.values())
 TITLES = {"aim1": "Aim 1 — do the top-AIS maps explain human similarity?",
           "aim2": "Aim 2 — per-image AIS heatmaps",
           "aim3": "Aim 3 — AIS heatmaps vs saliency"}

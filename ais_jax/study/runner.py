@@ -12,7 +12,8 @@ results row, and an across-datasets step, called with the `Study` and all rows. 
    writing the item folder's ``image_ids.txt`` (the row order of every per-image array there)
    and, with ``config.rsatoolbox``, its rsatoolbox RDM files;
 4. calls the across-datasets step and returns what it returns, after writing
-   ``<out>/report.html`` from the folder (`ais_jax.report.html`) unless ``config.report`` is off.
+   ``<out>/report.html`` from the folder (`ais_jax.report.html`, for Aim 1, 2 and 3) unless
+   ``config.report`` is off.
 
 Resuming is the steps' business, with `ais_jax.resume` (one JSON record per finished
 unit, keyed by a run key).
@@ -153,7 +154,7 @@ def run_study(config: StudyConfig, aim: Aim, *, study: Study | None = None) -> A
             rsatoolbox.export_item(item)
         rows.append(aim.per_dataset(item))
     result = aim.across_datasets(study, rows)
-    if study.config.report:
+    if study.config.report and aim.name in html.AIM_NAMES:
         html.write_report(study.out)
     return result
 
