@@ -75,7 +75,7 @@ def _run() -> int:
             batch_size=FLAGS.batch_size, methods=methods, folds=folds,
             seeds=preflight.int_list(_present("seeds", demo.seeds), "--seeds"),
             score=FLAGS.score, rsatoolbox=FLAGS.rsatoolbox,
-            model=registry.architecture(FLAGS.demo_model).name))
+            model=registry.architecture(FLAGS.demo_model).name, report=FLAGS.report))
         print(result["text"])
     else:
         result = aim1.run_aim1(_config())

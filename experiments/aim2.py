@@ -61,7 +61,7 @@ def _run() -> int:
         out = preflight.check_out_dir(FLAGS.out or "results/demo_aim2")
         demo = aim2_demo.DemoConfig(
             out=str(out), batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps,
-            rsatoolbox=FLAGS.rsatoolbox, **kwargs, settings=dict(
+            rsatoolbox=FLAGS.rsatoolbox, report=FLAGS.report, **kwargs, settings=dict(
                 overlays=_overlays(), full_maps=FLAGS.full_maps, full_dtype=FLAGS.full_dtype,
                 examples=FLAGS.examples, colormap=FLAGS.colormap,
                 image_weight=FLAGS.image_weight))

@@ -64,7 +64,7 @@ def _run() -> int:
         out = preflight.check_out_dir(FLAGS.out or "results/aim3_demo")
         result = aim3_demo.run_demo(aim3_demo.Aim3DemoConfig(
             out=str(out), batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps,
-            rsatoolbox=FLAGS.rsatoolbox,
+            rsatoolbox=FLAGS.rsatoolbox, report=FLAGS.report,
             **({"n_images": FLAGS.demo_images} if FLAGS.demo_images else {}), **_extras()))
     else:
         result = aim3.run_aim3(aim3.Aim3Config(

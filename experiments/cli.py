@@ -43,6 +43,8 @@ flags.DEFINE_bool("symmetrize", False, "Average the human matrix with its transp
 flags.DEFINE_string("out", None, "Results directory (default: results/<aim>, or the demo's).")
 flags.DEFINE_integer("batch_size", 8, "Images per trunk call.")
 flags.DEFINE_integer("chunk_maps", None, "Maps per ablation/greedy step (default: automatic).")
+flags.DEFINE_bool("report", True, "Write <out>/report.html (tables, figures, every image; "
+                  "opens from the file system) at the end; --report=false skips it.")
 flags.DEFINE_integer("demo_images", None, "--demo: number of generated images (default: the "
                      "demo's own).")
 
@@ -75,14 +77,14 @@ def study_kwargs(default_out: str) -> dict:
         datasets=tuple(FLAGS.datasets) if FLAGS.datasets else None, matrix=FLAGS.matrix,
         kind=FLAGS.kind, name=FLAGS.name, symmetrize=FLAGS.symmetrize,
         batch_size=FLAGS.batch_size, chunk_maps=FLAGS.chunk_maps, rsatoolbox=FLAGS.rsatoolbox,
-        data=FLAGS.data)
+        data=FLAGS.data, report=FLAGS.report)
 
 
 def demo_flags(uses: Sequence[str], own: Sequence[str] = ()) -> None:
-    """Refuses the shared and ``own`` flags the user gave that this run does not use
-    (`ais_jax.preflight.refuse_unused_flags`; with --demo, all but ``uses``)."""
+    """Refuses given flags this run does not use (`preflight.refuse_unused_flags`)."""
     names = [f.name for f in FLAGS.get_flags_for_module(__name__)] + list(own)
-    preflight.refuse_unused_flags([n for n in names if FLAGS[n].present], uses, demo=FLAGS.demo)
+    given = [n for n in names if FLAGS[n].present]
+    preflight.refuse_unused_flags(given, (*uses, "report"), demo=FLAGS.demo)  # every demo: report
 
 
 def report_errors(fn: Callable[[], int | None]) -> int:

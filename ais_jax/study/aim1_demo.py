@@ -47,7 +47,7 @@ from ais_jax.engine.similarity import corr_matrix
 from ais_jax.fitting import compare
 from ais_jax.models import registry
 from ais_jax.models.registry import Architecture
-from ais_jax.report import figures
+from ais_jax.report import figures, html
 from ais_jax.study import aim1
 from ais_jax.weights import ARCHITECTURE_TITLES, load_model, save_params
 
@@ -80,6 +80,7 @@ class DemoConfig:
       score, rsatoolbox: as `ais_jax.study.aim1.Aim1Config` (``--score``, ``--rsatoolbox``).
       model: the registered architecture (`ais_jax.models.registry`) the synthetic network
         has; P is drawn among its maps.
+      report: write ``out/report.html`` at the end (`ais_jax.report.html`).
     """
 
     out: str
@@ -100,6 +101,7 @@ class DemoConfig:
     def arch(self) -> Architecture:
         """The registered architecture (ValueError listing the known ones)."""
         return registry.architecture(self.model)
+    report: bool = True
 
 
 def display_name(arch: Architecture) -> str:
@@ -472,7 +474,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         kind="similarity", name="synthetic", models=(("synthetic", str(ckpt)),),
         folds=cfg.folds, seeds=tuple(cfg.seeds), score=cfg.score, image_size=cfg.image_size,
         batch_size=cfg.batch_size, preamble=preamble, methods=tuple(cfg.methods),
-        rsatoolbox=cfg.rsatoolbox),
+        rsatoolbox=cfg.rsatoolbox,
+        report=False),  # written below, once demo.json and summary.md are complete
         on_fold=records.append)
     row = result["rows"][0]
     rec = recovery(row["global_ais"], planted)
@@ -507,6 +510,8 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                  "t", "p", "n")},
         "seconds": seconds,
     })
+    if cfg.report:
+        html.write_report(out)
     return {"out": out, "checkpoint": ckpt, "recovery": rec, "row": row, "set_sizes": set_sizes,
             "fold_overlap": fold_overlap, "planted": planted, "seconds": seconds,
             "fold_recovery": fold_rec,

@@ -38,6 +38,7 @@ from ais_jax.engine.ablation import full_embeddings
 from ais_jax.engine.similarity import corr_matrix
 from ais_jax.explain import heatmaps as hm
 from ais_jax.models.vgg16 import pool_blocks
+from ais_jax.report import html
 from ais_jax.stats.spatial import mass_share, relative_risk
 from ais_jax.study import aim1_demo
 from ais_jax.study.aim2 import Aim2Config, run_aim2
@@ -65,6 +66,7 @@ class DemoConfig:
       chunk_maps, rsatoolbox: as `ais_jax.study.config.StudyConfig`.
       settings: more `Aim2Config` fields (overlays, full_maps, full_dtype, examples,
         colormap, image_weight), as the command line gives them.
+      report: write ``out/report.html`` at the end (`ais_jax.report.html`).
     """
 
     out: str
@@ -78,6 +80,7 @@ class DemoConfig:
     batch_size: int = 8
     chunk_maps: int | None = None
     rsatoolbox: bool = False
+    report: bool = True
     settings: dict = dataclasses.field(default_factory=dict)
 
     def aim2_config(self, **data) -> Aim2Config:
@@ -268,7 +271,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic",
         models=tuple(zip(labels, map(str, ckpts), strict=True)),
-        image_size=cfg.height, preamble=preamble))
+        image_size=cfg.height, preamble=preamble,
+        report=False))  # written below, once demo.json and summary.md are complete
     recovery = {}
     for row in result["rows"]:
         maps = row["heatmaps"]
@@ -295,6 +299,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     storage.write_json(out / "demo.json", {
         "synthetic": True, "config": dataclasses.asdict(cfg), "seconds": seconds,
         "recovery": [{"network": m, "heatmap": k, **v} for (m, k), v in recovery.items()]})
+    if cfg.report:
+        html.write_report(out)
     return {"out": out, "recovery": recovery, "aim2": result, "seconds": seconds,
             "text": f"{preamble}\n\n{text}"}
 

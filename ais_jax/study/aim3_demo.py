@@ -30,7 +30,7 @@ import PIL.Image
 from ais_jax import preflight, storage
 from ais_jax.explain.baselines import CENTRE_BIAS_SD, paired_test
 from ais_jax.explain.compare import PERCENTS
-from ais_jax.report import aim3_tables
+from ais_jax.report import aim3_tables, html
 from ais_jax.study import aim2_demo
 from ais_jax.study.aim3 import SOURCES, Aim3Config, run_aim3
 
@@ -49,6 +49,8 @@ class Aim3DemoConfig:
       batch_size: images per trunk call.
       percents, centre_sd, mismatch_seed, examples, per_image_figures, chunk_maps,
         rsatoolbox: as `Aim3Config` (checked before anything is written).
+      report: write ``out/report.html`` at the end, and Aim 2's demo its own
+        (`ais_jax.report.html`).
     """
 
     out: str
@@ -62,6 +64,7 @@ class Aim3DemoConfig:
     per_image_figures: bool = False
     chunk_maps: int | None = None
     rsatoolbox: bool = False
+    report: bool = True
 
     def aim3_config(self, **data) -> Aim3Config:
         """The Aim 3 config of this demo, on ``data`` (the dataset and models fields)."""
@@ -196,7 +199,8 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
     aim2_out = out / "aim2"
     a2 = aim2_demo.run_demo(aim2_demo.DemoConfig(out=str(aim2_out), n_images=cfg.n_images,
                                                  batch_size=cfg.batch_size,
-                                                 chunk_maps=cfg.chunk_maps))
+                                                 chunk_maps=cfg.chunk_maps,
+                                                 report=cfg.report))
     data = aim2_out / "demo_data"
     first = a2["aim2"]["rows"][0]["heatmaps"]
     ids = list(first.image_ids)
@@ -221,7 +225,8 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
         kind="similarity", name="synthetic",
         models=tuple((str(label), str(src)) for label, src in aim2_run["models"]),
         image_size=int(aim2_run["image_size"]), saliency_dir=str(sal_dir),
-        aim2_dir=str(aim2_out), preamble=preamble))
+        aim2_dir=str(aim2_out), preamble=preamble,
+        report=False))  # written below, once demo.json and summary.md are complete
     groups = {r["model"]: group_summary(r["results"], coincide, cfg.percents)
               for r in result["rows"]}
     tests = {r["model"]: group_tests(r["results"], coincide, cfg.percents)
@@ -243,6 +248,8 @@ def run_demo(cfg: Aim3DemoConfig) -> dict:
         "synthetic": True, "config": dataclasses.asdict(cfg), "seconds": seconds,
         "groups": {m: tables_json(rows) for m, rows in groups.items()},
         "group_tests": {m: tables_json(rows) for m, rows in tests.items()}})
+    if cfg.report:
+        html.write_report(out)
     return {"out": out, "groups": groups, "tests": tests, "aim3": result, "seconds": seconds,
             "coinciding": [i for i, c in zip(ids, coincide, strict=True) if c],
             "text": f"{preamble}\n\n{text}\n\n{result['text']}"}

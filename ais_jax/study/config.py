@@ -92,6 +92,7 @@ class StudyConfig:
       preamble: Markdown placed at the top of summary.md (the demos describe themselves there).
       rsatoolbox: also write each (model, dataset)'s human, model and ablated-model RDMs as
         rsatoolbox files, with a check of rho and AIS (`ais_jax.interop.rsatoolbox`).
+      report: write ``<out>/report.html`` at the end (`ais_jax.report.html`).
     """
 
     out: str
@@ -108,6 +109,7 @@ class StudyConfig:
     preamble: str = ""
     rsatoolbox: bool = False
     data: str | None = None
+    report: bool = True
 
     def validate(self) -> None:
         """Raises ValueError naming the flag when a setting is unusable.

@@ -11,7 +11,9 @@ results row, and an across-datasets step, called with the `Study` and all rows. 
 3. calls the per-(model, dataset) step for every model (outer) and dataset (inner), after
    writing the item folder's ``image_ids.txt`` (the row order of every per-image array there)
    and, with ``config.rsatoolbox``, its rsatoolbox RDM files;
-4. calls the across-datasets step and returns what it returns.
+4. calls the across-datasets step and returns what it returns, after writing
+   ``<out>/report.html`` from the folder (`ais_jax.report.html`, for Aim 1, 2 and 3) unless
+   ``config.report`` is off.
 
 Resuming is the steps' business, with `ais_jax.resume` (one JSON record per finished
 unit, keyed by a run key).
@@ -34,6 +36,7 @@ from ais_jax import preflight, storage
 from ais_jax.data.datasets import Dataset
 from ais_jax.data.files import write_image_ids
 from ais_jax.data.images import PREPROCESS_VERSION
+from ais_jax.report import html
 from ais_jax.study.config import StudyConfig
 from ais_jax.study.inputs import LoadedModel, load_datasets, load_models
 from ais_jax.study.item import StudyItem
@@ -153,7 +156,10 @@ def run_study(config: StudyConfig, aim: Aim, *, study: Study | None = None) -> A
 
             rsatoolbox.export_item(item)
         rows.append(aim.per_dataset(item))
-    return aim.across_datasets(study, rows)
+    result = aim.across_datasets(study, rows)
+    if study.config.report and aim.name in html.AIM_NAMES:
+        html.write_report(study.out)
+    return result
 
 
 def rows_by_dataset(rows: Sequence[dict]) -> dict[str, list[dict]]:
