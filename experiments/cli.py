@@ -45,8 +45,7 @@ flags.DEFINE_integer("batch_size", 8, "Images per trunk call.")
 flags.DEFINE_integer("chunk_maps", None, "Maps per ablation/greedy step (default: automatic).")
 flags.DEFINE_bool("report", True, "Write <out>/report.html (tables, figures, every image; "
                   "opens from the file system) at the end; --report=false skips it.")
-flags.DEFINE_integer("demo_images", None, "--demo: number of generated images (default: the "
-                     "demo's own).")
+flags.DEFINE_integer("demo_images", None, "--demo: generated images (default: the demo's).")
 
 
 def models() -> tuple[tuple[str, str], ...]:
