@@ -25,6 +25,7 @@ Numbers in the tables are the CSVs' own strings (``data-v``), shown rounded.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import math
@@ -362,17 +363,31 @@ def _aim2_item(folder: Path) -> tuple[dict, dict, dict, Path]:
     return {r["image_id"]: r for r in per_image}, files, _heat_ranges(folder), folder
 
 
+def _match_rows(out: Path, key: str, labels: list[str]) -> dict[str, dict]:
+    """Image id -> Match columns of dataset ``key``: ``match_<key>.csv`` (two models), or one
+    ``match_<key>_<a>_vs_<b>.csv`` per pair (three or more; columns named ``... a vs b``)."""
+    files = [(out / f"match_{key}.csv", "")]
+    files += [(out / f"match_{key}_{a}_vs_{b}.csv", f" {a} vs {b}")
+              for a, b in itertools.combinations(labels, 2)]
+    by_id: dict[str, dict] = {}
+    for path, suffix in files:
+        for r in read_csv(path) if path.is_file() else []:
+            by_id.setdefault(r["image_id"], {}).update(
+                {k + suffix: v for k, v in r.items()
+                 if k != "image_id" and not k.startswith("entropy_")})
+    return by_id
+
+
 def aim2_gallery(out: Path, run: dict) -> dict:
     """One row per (dataset, image): the image, each model's overlay and numbers, Match."""
     labels = [label for label, _ in run["config"]["models"]]
     columns = [{"key": "dataset", "label": "dataset", "type": "text"},
                {"key": "image", "label": "image", "type": "none"}]
-    match_files = {key: read_csv(out / f"match_{key}.csv") for key in run["datasets"]
-                   if (out / f"match_{key}.csv").is_file()}
+    match_files = {key: _match_rows(out, key, labels) for key in run["datasets"]}
     match_keys: list[str] = []
-    for rows in match_files.values():
-        match_keys += [k for k in (rows[0] if rows else {}) if k != "image_id"
-                       and not k.startswith("entropy_") and k not in match_keys]
+    for by_id in match_files.values():
+        for r in by_id.values():
+            match_keys += [k for k in r if k not in match_keys]
     columns += [{"key": k, "label": "maxEntropy" if k == "max_entropy" else k, "type": "num"}
                 for k in match_keys]
     for label in labels:
@@ -383,7 +398,7 @@ def aim2_gallery(out: Path, run: dict) -> dict:
     rows = []
     for key, ds in run["datasets"].items():
         images = image_dir(out, run, key)
-        match = {r["image_id"]: r for r in match_files.get(key, [])}
+        match = match_files.get(key, {})
         for image_id in ds["image_ids"]:
             source = images / image_id
             thumb = _thumb(out, source, key)
