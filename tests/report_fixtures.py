@@ -2,7 +2,8 @@
 
 `generated_aim2(out, datasets, images, models)` writes run.json, per model and dataset the
 per_image.csv, image_ids.json, heatmaps_grid.npy, per_image_ais.npy and overlays/, and per
-dataset match_<key>.csv, with random numbers (some undefined heatmaps, a NaN Match) and small
+dataset match_<key>.csv (two models; one match_<key>_<a>_vs_<b>.csv per pair of three or
+more), with random numbers (some undefined heatmaps, a NaN Match) and small
 random pictures. For the page's tests with many models and for timing a large gallery::
 
     python tests/report_fixtures.py /tmp/gallery720 --datasets=6 --images=120 --models=2
@@ -11,6 +12,7 @@ random pictures. For the page's tests with many models and for timing a large ga
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -58,12 +60,15 @@ def generated_aim2(out: Path, *, datasets: int = 2, images: int = 6, models: int
             (folder / "per_image.csv").write_text(csv_text(rows, list(rows[0])))
             for i in ids[k]:
                 _picture(rng, folder / "overlays" / f"{Path(i).stem}.png", size)
-    for k in keys:
-        match = rng.random(images)
-        match[1] = np.nan
-        rows = [{"image_id": i, "match": float(m), "max_entropy": float(6 + rng.random())}
-                for i, m in zip(ids[k], match, strict=True)]
-        (out / f"match_{k}.csv").write_text(csv_text(rows, list(rows[0])))
+    pairs = list(itertools.combinations(labels, 2))
+    for k in keys:  # as Aim 2 names them: match_<key>.csv, or one file per pair of 3+ models
+        for a, b in pairs:
+            match = rng.random(images)
+            match[1] = np.nan
+            rows = [{"image_id": i, "match": float(m), "max_entropy": float(6 + rng.random())}
+                    for i, m in zip(ids[k], match, strict=True)]
+            name = f"match_{k}.csv" if len(pairs) == 1 else f"match_{k}_{a}_vs_{b}.csv"
+            (out / name).write_text(csv_text(rows, list(rows[0])))
     (out / "run.json").write_text(json.dumps({
         "config": {"out": str(out), "models": [[m, "generated"] for m in labels],
                    "colormap": "jet"},

@@ -180,8 +180,10 @@ def test_any_number_of_models_flags_and_gaps_and_a_rerun_is_identical(tmp_path):
         assert (flag is not None) == (image_id == made["ids"][key][0])  # undefined: flagged
         missing = cells["overlay:model_b"].find("a") is None
         assert missing == (image_id == "set1_img002.png")
-        if image_id.endswith("img001.png"):
-            assert cells["match"].text == "NaN" and cells["match"].get("data-n") == "NaN"
+        if image_id.endswith("img001.png"):  # every pair's Match, NaN in each file
+            for pair in ("model_a vs model_b", "model_a vs model_c", "model_b vs model_c"):
+                c = cells[f"match {pair}"]
+                assert c.text == "NaN" and c.get("data-n") == "NaN"
     select = parse(page).find(".//select[@data-attr='dataset']")
     assert [o.text for o in select] == ["all", "set0", "set1"]
     first = page.read_bytes()
@@ -324,7 +326,7 @@ def test_chromium_sorts_nan_last_with_three_models(tmp_path):
     with Browser() as b:
         b.open(page)
         assert b.load_all_images() == []
-        _sorts(b, "gallery", "match")
+        _sorts(b, "gallery", "match model_a vs model_c")
         _sorts(b, "gallery", "mad:model_c")
         b.evaluate("(() => { const s = document.querySelector('select[data-attr=dataset]');"
                    " s.value = 'set1'; s.dispatchEvent(new Event('change')); })()")
