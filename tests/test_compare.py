@@ -13,6 +13,7 @@ from aim1_fixtures import SMALL_DEMO, small_demo_run
 
 from ais_jax import storage
 from ais_jax.fitting import compare, softmask
+from ais_jax.models import registry
 from ais_jax.report import figures
 from ais_jax.study import aim1, aim1_demo
 
@@ -160,7 +161,8 @@ def test_demo_fold_recovery_reports_greedy_beside_the_soft_mask(methods_run):
     first, out, _, _ = methods_run
     records = [json.loads(p.read_text())
                for p in sorted((out / "synthetic" / "synthetic" / "folds").iterdir())]
-    rec = aim1_demo.fold_recovery(records, np.asarray(first["planted"]), ALL)
+    maps = registry.architecture(aim1_demo.DEFAULT_MODEL).maps
+    rec = aim1_demo.fold_recovery(records, np.asarray(first["planted"]), ALL, maps)
     for method in ("greedy", "softmask"):
         assert 0 <= rec[method]["auc"] <= 1 and 0 <= rec[method]["overlap"] <= 1
     want = np.mean([aim1_demo.recovery(np.array(r["softmask"]["mask"]), first["planted"])["auc"]
