@@ -108,10 +108,10 @@ def recovery_figure(ais: np.ndarray, planted: np.ndarray, train_curves: np.ndarr
     """The demo's planted-truth check: AIS of planted vs other maps, and the greedy curves.
 
     Args:
-      ais: ``[512]`` global AIS on all images.
-      planted: ``[512]`` bool, True for the maps the "human" similarity was built from.
-      train_curves: ``[folds, 512]`` training score vs number of maps kept.
-      test_curves: ``[folds, 512]`` test score vs number of maps kept.
+      ais: ``[M]`` global AIS on all images.
+      planted: ``[M]`` bool, True for the maps the "human" similarity was built from.
+      train_curves: ``[folds, M]`` training score vs number of maps kept.
+      test_curves: ``[folds, M]`` test score vs number of maps kept.
       planted_size: ``|P|``, marked on the curves.
 
     Returns:
