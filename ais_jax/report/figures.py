@@ -78,7 +78,8 @@ def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$",
             ax.bar(xs, means, width, yerr=errs, capsize=3, color=colours[model][min(c_i, 1)],
                    hatch=METHOD_HATCHES.get(cond) if c_i >= 2 else None,
                    edgecolor="black", linewidth=0.6, label=f"{model} {cond}")
-            top = max(top, float(np.nanmax(means + errs)))
+            if np.isfinite(means + errs).any():  # a condition undefined on every fold: no bar
+                top = max(top, float(np.nanmax(means + errs)))
             if cond == "Retained":
                 for xi, d, mean, err in zip(xs, present, means, errs, strict=True):
                     ax.annotate(f"{by_key[(model, d)]['mean_set_size']:.0f}", (xi, mean + err),
