@@ -25,7 +25,9 @@ from tiny_archs import tiny_arch
 from ais_jax import storage
 from ais_jax.data.images import PREPROCESS_VERSION, load_batch
 from ais_jax.engine import activations
+from ais_jax.fitting import compare
 from ais_jax.models import registry
+from ais_jax.report import figures, paper
 from ais_jax.study import aim1, aim1_demo, aim2, bench
 from ais_jax.weights import load_model, save_params
 
@@ -150,6 +152,54 @@ def test_demo_network_of_a_gap_head_is_its_random_head(tmp_path, archs):
     again = activations.cached_activations({}, meta["tensors_sha256"], paths, image_size=SIZE,
                                            arch="tiny_gap")
     assert again.hit and again.value.shape == (4, SIZE // 8, SIZE // 8, 7)
+
+
+def test_demo_and_bench_run_on_a_gap_head(tmp_path, archs):
+    """The demo's small configuration and the benchmark row on a global-average-pool head."""
+    result = aim1_demo.run_demo(aim1_demo.DemoConfig(
+        out=str(tmp_path / "demo"), n_images=15, image_size=SIZE, planted=3, folds=2,
+        seeds=(111,), model="tiny_gap", batch_size=8, methods=("greedy", "reweight")))
+    maps = archs["tiny_gap"].maps
+    assert result["planted"].size == 3 and result["planted"].max() < maps
+    assert result["row"]["global_ais"].shape == (maps,)
+    assert result["checkpoint"].name == "synthetic_tiny_gap.safetensors"
+    assert 0.0 <= result["recovery"]["auc"] <= 1.0
+    summary = (tmp_path / "demo" / "summary.md").read_text()
+    # The methods' text names this model's M and embedding width (the gap embedding is M wide).
+    assert f"over the {maps} maps (optax" in summary
+    assert f"on the {maps} penultimate features (Peterson" in summary
+    assert (tmp_path / "demo" / "figure1.png").is_file()
+    res = bench.run_models(bench.BenchConfig(n=15, repeats=1, matmul_size=64,
+                                             models=("tiny_gap",)))
+    row = res["models"]["tiny_gap"]
+    assert row["head_family"] == "gap" and row["maps"] == maps and row["block"] == 1
+    assert row["ablations_per_s"] > 0 and row["greedy_s"] > 0
+    assert row["flops"] == 6 * maps * 15**2
+
+
+def test_methods_text_and_paper_numbers_follow_the_model():
+    rows = compare.methods_markdown([], "r2", {"vgg16_ecoset": (512, 4096)})
+    assert "over the 512 maps (optax" in rows[2] and "on the 4096 penultimate" in rows[2]
+    rows = compare.methods_markdown([], "r2", {"a": (256, 4096), "r": (2048, 2048)})
+    assert "over each model's maps (a: 256, r: 2048)" in rows[2]
+    assert "on each model's penultimate features (a: 4096, r: 2048)" in rows[2]
+    for label, key in (("vgg16_ecoset", "ecoset"), ("vgg16_imagenet", "imagenet"),
+                       ("ecoset", "ecoset")):
+        assert paper.figure1(label, "animals") == paper.figure1(key, "animals") is not None
+        assert paper.table1(label, "all", 10) == paper.table1(key, "all", 10) is not None
+    for label in ("alexnet_ecoset", "resnet50_imagenet", "vgg19_imagenet"):
+        assert paper.figure1(label, "animals") is None and paper.table1(label, "all", 10) is None
+
+
+def test_figure1_leaves_out_a_condition_undefined_on_every_fold(tmp_path):
+    """A gap head's hard soft-mask set can keep one non-zero map per image: NaN on every fold."""
+    row = {"model": "m", "dataset": "d", "mean_full": 0.5, "mean_retained": 0.6,
+           "se_paired": 0.1, "mean_set_size": 3.0}
+    extra = [{"model": "m", "dataset": "d", "method": "softmask_hard", "mean_test": np.nan,
+              "se_paired": np.nan}]
+    fig = figures.figure1([row], extra_rows=extra)
+    assert fig.axes[0].get_ylim()[1] == pytest.approx(0.7 * 1.15 + 1e-3)
+    figures.save_figure(fig, tmp_path / "figure1.png")
 
 
 def test_separable_head_of_another_size_gives_each_map_its_own_units():

@@ -52,6 +52,13 @@ def head_family(head_params: dict) -> str:
         f"{list(keys) if keys is not None else type(head_params).__name__}")
 
 
+def embedding_width(head_params: dict) -> int:
+    """D, the width of the embedding the similarities are computed on: the classifier's input
+    width (fc8's for flatten_linear, e.g. VGG-16's 4096; fc's for gap, which is M)."""
+    layer = "fc8" if head_family(head_params) == "flatten_linear" else "fc"
+    return int(head_params[layer]["kernel"].shape[0])
+
+
 def dense(x: jax.Array, layer: dict) -> jax.Array:
     """A fully connected layer ``x @ kernel + bias`` in full float32.
 

@@ -10,7 +10,7 @@ give the pairs).
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -125,14 +125,31 @@ def method_rows(records: Sequence[dict], methods: Sequence[str]) -> list[dict]:
     return rows
 
 
-def methods_markdown(rows: Sequence[dict], score: str) -> list[str]:
-    """Summary lines: every condition's test score beside Full and greedy Retained."""
+def _sizes_text(sizes: Mapping[str, tuple[int, int]], index: int, noun: str) -> str:
+    """``'the 512 maps'`` when every model has the same size, else each model's."""
+    values = {label: size[index] for label, size in sizes.items()}
+    if len(set(values.values())) == 1:
+        return f"the {next(iter(values.values()))} {noun}"
+    return f"each model's {noun} ({', '.join(f'{k}: {v}' for k, v in values.items())})"
+
+
+def methods_markdown(rows: Sequence[dict], score: str,
+                     sizes: Mapping[str, tuple[int, int]]) -> list[str]:
+    """Summary lines: every condition's test score beside Full and greedy Retained.
+
+    Args:
+      rows: `method_rows` of every (model, dataset).
+      score: ``'r2'`` or ``'rho'``.
+      sizes: model label -> (M maps of its ablated layer, width D of its penultimate
+        embedding), e.g. VGG-16's (512, 4096).
+    """
     label = "R²" if score == "r2" else "ρ"
+    maps, features = _sizes_text(sizes, 0, "maps"), _sizes_text(sizes, 1, "penultimate features")
     lines = [
         "## Beyond the paper: soft masks and feature reweighting (same folds)", "",
-        "softmask: learned mask m = sigmoid(θ) over the 512 maps (optax Adam, penalty λ·mean(m) "
+        f"softmask: learned mask m = sigmoid(θ) over {maps} (optax Adam, penalty λ·mean(m) "
         "chosen on an inner hold-out of the training images); softmask_hard: the maps with "
-        "m > 0.5; reweight: ridge-fitted weights on the 4096 penultimate features "
+        f"m > 0.5; reweight: ridge-fitted weights on {features} "
         "(Peterson et al. 2018), penalty by inner cross-validation over training images. "
         "Paired t-tests over folds against Full and against greedy Retained.", "",
         f"| model | dataset | method | test {label} | vs Full: t, p | vs greedy: diff, t, p "

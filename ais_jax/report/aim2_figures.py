@@ -71,7 +71,7 @@ def figure3(panels: Sequence[dict]) -> Figure:
 
     Args:
       panels: one dict per dataset: ``dataset`` (name), ``map_means`` and ``mad`` (model ->
-        ``[512]`` / ``[n]``), ``match`` and ``max_entropy`` (``[n]``, or None with one model).
+        ``[M]`` / ``[n]``), ``match`` and ``max_entropy`` (``[n]``, or None with one model).
 
     Returns:
       The Figure (one row per dataset, three columns).

@@ -82,7 +82,7 @@ def table1_rows(results: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
                         f"case_{tag}"]
                 # The paper's "All" pools its six datasets: comparable only when ours are those.
                 ref = (paper.table1(model, dataset, p) if dataset != ALL or set(datasets) ==
-                       set(paper.TABLE1_RR.get(model.lower(), {})) - {ALL} else None)
+                       set(paper.TABLE1_RR.get(paper.paper_model(model), {})) - {ALL} else None)
                 rows.append({
                     "model": model, "dataset": dataset, "p": float(p), **summarise(rr),
                     "n_nan_empty_saliency": int(np.sum(case == "nan_empty_saliency")),

@@ -78,7 +78,8 @@ def figure1(rows: Sequence[dict], *, score_label: str = "Pearson's $R^2$",
             ax.bar(xs, means, width, yerr=errs, capsize=3, color=colours[model][min(c_i, 1)],
                    hatch=METHOD_HATCHES.get(cond) if c_i >= 2 else None,
                    edgecolor="black", linewidth=0.6, label=f"{model} {cond}")
-            top = max(top, float(np.nanmax(means + errs)))
+            if np.isfinite(means + errs).any():  # a condition undefined on every fold: no bar
+                top = max(top, float(np.nanmax(means + errs)))
             if cond == "Retained":
                 for xi, d, mean, err in zip(xs, present, means, errs, strict=True):
                     ax.annotate(f"{by_key[(model, d)]['mean_set_size']:.0f}", (xi, mean + err),
@@ -108,10 +109,10 @@ def recovery_figure(ais: np.ndarray, planted: np.ndarray, train_curves: np.ndarr
     """The demo's planted-truth check: AIS of planted vs other maps, and the greedy curves.
 
     Args:
-      ais: ``[512]`` global AIS on all images.
-      planted: ``[512]`` bool, True for the maps the "human" similarity was built from.
-      train_curves: ``[folds, 512]`` training score vs number of maps kept.
-      test_curves: ``[folds, 512]`` test score vs number of maps kept.
+      ais: ``[M]`` global AIS on all images.
+      planted: ``[M]`` bool, True for the maps the "human" similarity was built from.
+      train_curves: ``[folds, M]`` training score vs number of maps kept.
+      test_curves: ``[folds, M]`` test score vs number of maps kept.
       planted_size: ``|P|``, marked on the curves.
 
     Returns:

@@ -1,10 +1,22 @@
 """Numbers reported by Truong, Pesenti & Hasson (2024) for Aim 1 (SPEC §7), as data.
 
 They are for side-by-side tables only: reproducing them needs the real weights and data.
-Keys are Peterson category directory names; models are ``'imagenet'`` and ``'ecoset'``.
+Keys are Peterson category directory names; models are ``'imagenet'`` and ``'ecoset'``
+(the paper's two VGG-16s; `paper_model` maps a run's model label to them).
 """
 
 from __future__ import annotations
+
+# Model labels of the paper's two networks (VGG-16 trained on ImageNet / Ecoset) -> the key of
+# the tables below. Other networks (VGG-19, AlexNet, ResNet-50, ...) have no paper numbers.
+PAPER_MODELS = {"imagenet": "imagenet", "ecoset": "ecoset", "vgg16_imagenet": "imagenet",
+                "vgg16_ecoset": "ecoset"}
+
+
+def paper_model(label: str) -> str | None:
+    """The paper's key (``'imagenet'`` / ``'ecoset'``) of a model label, or None for a network
+    the paper did not study."""
+    return PAPER_MODELS.get(label.lower())
 
 # Figure 1: out-of-sample R^2 (mean over 40 folds) -> (full, retained).
 FIGURE1_R2 = {
@@ -63,7 +75,7 @@ def figure1(model: str, dataset: str) -> dict | None:
     Returns:
       ``{'full', 'retained', 'set_size', 'significant'}`` or None for an unknown pair.
     """
-    model, dataset = model.lower(), dataset.lower()
+    model, dataset = paper_model(model), dataset.lower()
     if dataset not in FIGURE1_R2.get(model, {}):
         return None
     full, retained = FIGURE1_R2[model][dataset]
@@ -77,7 +89,7 @@ def figure1(model: str, dataset: str) -> dict | None:
 
 def ais_correlation(model: str, a: str, b: str) -> float | None:
     """The paper's named cross-dataset AIS correlation for a pair, or None if not named."""
-    named = AIS_CORRELATIONS.get(model.lower(), {})
+    named = AIS_CORRELATIONS.get(paper_model(model), {})
     return named.get((a, b), named.get((b, a)))
 
 
@@ -144,9 +156,9 @@ def table1(model: str, dataset: str, p: float) -> tuple[float, float] | None:
     """The paper's Table 1 (mean, SD) of relative risk, or None for an unknown triple.
 
     Args:
-      model: ``'ecoset'`` or ``'imagenet'``.
+      model: ``'ecoset'`` or ``'imagenet'`` (or ``'vgg16_ecoset'`` / ``'vgg16_imagenet'``).
       dataset: a Peterson category directory name, or ``'all'``.
       p: 5, 10 or 15 (percent).
     """
-    by_p = TABLE1_RR.get(model.lower(), {}).get(dataset.lower(), {})
+    by_p = TABLE1_RR.get(paper_model(model), {}).get(dataset.lower(), {})
     return by_p.get(int(p)) if float(p).is_integer() else None

@@ -28,7 +28,7 @@ import scipy.stats
 from tqdm.auto import tqdm
 
 from ais_jax import preflight, resume, storage
-from ais_jax.engine import crossval
+from ais_jax.engine import crossval, heads
 from ais_jax.engine.ablation import full_embeddings
 from ais_jax.engine.ais import global_ais
 from ais_jax.engine.crossval import Fold
@@ -293,7 +293,9 @@ def summary_markdown(rows: Sequence[dict], correlations: Sequence[dict],
     lines += ["", f"Note: {paper.SET_SIZE_NOTE}", ""]
     method_rows = [m for r in rows for m in r.get("method_rows", ())]
     if method_rows:
-        lines += compare.methods_markdown(method_rows, config.score)
+        sizes = {m.label: (m.arch.maps, heads.embedding_width(m.params["head"]))
+                 for m in models}
+        lines += compare.methods_markdown(method_rows, config.score, sizes)
     if correlations:
         lines += ["## Cross-dataset correlation of global AIS (all images)", "",
                   "| model | dataset A | dataset B | r | paper r |", "|---|---|---|---|---|"]
