@@ -26,7 +26,7 @@ def _demo_config(result: dict, out: Path) -> aim1.Aim1Config:
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
         folds=SMALL_DEMO["folds"], seeds=SMALL_DEMO["seeds"], image_size=SMALL_DEMO["image_size"],
-        batch_size=SMALL_DEMO["batch_size"])
+        batch_size=SMALL_DEMO["batch_size"], test_curves=True)  # as the demo runs it
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_results(tmp_path_factory, tmp_path,
