@@ -46,6 +46,8 @@ flags.DEFINE_list("methods", ["greedy"], "Selection methods on the same folds: g
                   "paper's, always included), softmask, reweight. --demo default: all three.")
 
 DEMO_IMAGES = 60
+flags.DEFINE_bool("test_curves", False, "Also compute every fold's whole test curve (plots); "
+                  "off: test scores at S* and at all maps only (same numbers).")
 OWN = ("folds", "seeds", "score", "demo_planted", "demo_model", "methods")
 
 
@@ -58,11 +60,12 @@ def _config() -> aim1.Aim1Config:
     return aim1.Aim1Config(
         **cli.study_kwargs("results/aim1"), folds=FLAGS.folds,
         seeds=preflight.int_list(FLAGS.seeds, "--seeds"), score=FLAGS.score,
-        methods=tuple(FLAGS.methods))
+        methods=tuple(FLAGS.methods), test_curves=FLAGS.test_curves)
 
 
 def _run() -> int:
-    cli.demo_flags(("out", "batch_size", "demo_images", "rsatoolbox", *OWN), OWN)
+    # The demo always computes test curves (its recovery figure plots them).
+    cli.demo_flags(("out", "batch_size", "demo_images", "rsatoolbox", *OWN), (*OWN, "test_curves"))
     if FLAGS.demo:  # --score, --rsatoolbox, --folds, --seeds, --methods as given
         preflight.check_positive(FLAGS.batch_size, "--batch_size")
         n_images, demo = FLAGS.demo_images or DEMO_IMAGES, aim1_demo.DemoConfig

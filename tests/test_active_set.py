@@ -152,8 +152,13 @@ def test_auto_path_follows_the_measured_sparsity():
     if jax.default_backend() != "cpu":
         assert not active_set.resolve_path("auto", 0.1)  # not measured off CPU: plain
     else:
-        assert active_set.resolve_path("auto", active_set.AUTO_MAX_ACTIVE)
+        assert active_set.resolve_path("auto", active_set.AUTO_MAX_ACTIVE_GREEDY)
         assert not active_set.resolve_path("auto", 0.5)
+        # The ablation kernel paid for its gather at 50 % active; the greedy curve did not.
+        assert active_set.resolve_path("auto", 0.5, "ablation")
+        assert not active_set.resolve_path("auto", 0.6, "ablation")
     assert active_set.resolve_path("active", 0.9) and not active_set.resolve_path("plain", 0.1)
     with pytest.raises(ValueError, match="fc7 path"):
         active_set.resolve_path("sparse", 0.1)
+    with pytest.raises(ValueError, match="kernel"):
+        active_set.resolve_path("auto", 0.1, "fc8")

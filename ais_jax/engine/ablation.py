@@ -187,6 +187,28 @@ def fc6_active_fraction(head_params: dict, blocks: jax.Array) -> float:
     return float(_fc6_active_fraction(head_params, jnp.asarray(blocks, jnp.float32)))
 
 
+def shift_fc6_biases(head_params: dict, blocks: jax.Array,
+                     active: float) -> tuple[dict, float]:
+    """The head with one constant subtracted from every fc6 bias so that a fraction ``active``
+    of the fc6 units is active (``fc6_pre > 0``) over ``blocks`` ``[n, M, B]``.
+
+    A He-scaled head with zero biases has about half of fc6 active, a trained network far
+    fewer; the synthetic "trained-like" heads of the benchmark and the rehearsal use this.
+    Flatten-linear heads only.
+
+    Returns:
+      (head parameters with the shifted fc6 bias, the shift subtracted): the shift is the
+      ``1 - active`` quantile of all ``[n, D6]`` fc6 pre-activations.
+    """
+    if not 0.0 < active <= 1.0:
+        raise ValueError(f"active fraction must be in (0, 1], got {active}")
+    _no_fc6(head_params, "shift_fc6_biases")
+    pre = np.asarray(fc6_pre_activations(head_params, jnp.asarray(blocks, jnp.float32)))
+    shift = np.float32(np.quantile(pre, 1.0 - active))
+    fc6 = head_params["fc6"]
+    return {**head_params, "fc6": {**fc6, "bias": np.asarray(fc6["bias"]) - shift}}, float(shift)
+
+
 @jax.jit
 def _fc6_active_fraction(head_params, blocks):
     return jnp.mean(_pre_activations(head_params, blocks)[0] > 0)
@@ -393,7 +415,7 @@ def _plan(head_params, blocks, method, extra_per_row, chunk_maps, memory_budget_
     n_dev = mesh.devices.size
     zero_pairs, live = _live_maps(blocks)
     active = method == "fast" and active_set.resolve_path(
-        fc7_path, fc6_active_fraction(head_params, blocks))
+        fc7_path, fc6_active_fraction(head_params, blocks), "ablation")
     if active and chunk_maps is None:  # the gather pays only on enough rows (maps) per image
         chunk_maps = active_set.GROUP_ROWS
     if memory_budget_bytes is None and chunk_maps is None:

@@ -33,12 +33,18 @@ BUCKET_FRACTIONS = tuple(k / 16 for k in range(1, 11))
 # Rows per group (image) for the gather to pay: measured on the greedy curve (n = 120, fc6
 # 25 % active), blocks of 128 prefixes ran 9.1 s, of 64 9.7 s, against 13.0 s plain.
 GROUP_ROWS = 128
-# 'auto' takes the active-set path where at most this fraction of fc6 units is active in the
-# unablated images. Measured by `experiments.bench` (n = 120, this CPU): greedy curve 1.59x
-# faster at 25 % active, 0.98x at 50 % (a random He-scaled head: the union over a block of 128
-# prefixes is then ~75 %); ablation similarities 1.50x at 25 %, 1.23x at 50 %. The greedy
-# curve's break-even decides, as it dominates Aim 1.
-AUTO_MAX_ACTIVE = 0.35
+# 'auto' takes the active-set path where at most these fractions of fc6 units are active in
+# the unablated images, one threshold per kernel (their break-evens differ). Both measured by
+# `experiments.bench` (n = 120, 2-core AMD EPYC CPU, float32 HIGHEST; the previous round's
+# table in docs/performance.md):
+# - greedy curve: 1.59x faster at 25 % active, 0.98x at 50 % (a random He-scaled head: the
+#   union over a block of 128 prefixes is then ~75 %): break-even at or below 35 %.
+AUTO_MAX_ACTIVE_GREEDY = 0.35
+# - ablation similarities: 1.50x at 25 %, still 1.23x at 50 % (one image's 512 ablations
+#   change few fc6 units each, so the union stays small): active up to 50 %, the highest
+#   fraction measured (no measurement above it).
+AUTO_MAX_ACTIVE_ABLATION = 0.5
+AUTO_MAX_ACTIVE = {"greedy": AUTO_MAX_ACTIVE_GREEDY, "ablation": AUTO_MAX_ACTIVE_ABLATION}
 PATHS = ("auto", "active", "plain")
 
 
@@ -48,19 +54,22 @@ def bucket_sizes(width: int) -> tuple[int, ...]:
     return tuple(s for s in sizes if s < width)
 
 
-def resolve_path(path: str, active_fraction: float) -> bool:
+def resolve_path(path: str, active_fraction: float, kernel: str = "greedy") -> bool:
     """True where the active-set product is used.
 
     Args:
       path: ``'active'``, ``'plain'``, or ``'auto'``: the active set on CPU where at most
-        `AUTO_MAX_ACTIVE` of the units are active (where it was measured to pay), plain
-        elsewhere (accelerators were not measured).
+        ``AUTO_MAX_ACTIVE[kernel]`` of the units are active (where it was measured to pay),
+        plain elsewhere (accelerators were not measured).
       active_fraction: fraction of fc6 units active in the unablated images.
+      kernel: ``'greedy'`` (the greedy curve) or ``'ablation'`` (the ablation similarities).
     """
     if path not in PATHS:
         raise ValueError(f"fc7 path must be one of {PATHS}, got {path!r}")
+    if kernel not in AUTO_MAX_ACTIVE:
+        raise ValueError(f"kernel must be one of {tuple(AUTO_MAX_ACTIVE)}, got {kernel!r}")
     if path == "auto":
-        return jax.default_backend() == "cpu" and active_fraction <= AUTO_MAX_ACTIVE
+        return jax.default_backend() == "cpu" and active_fraction <= AUTO_MAX_ACTIVE[kernel]
     return path == "active"
 
 

@@ -84,18 +84,22 @@ class GreedyResult(NamedTuple):
     """One greedy curve on a train/test split.
 
     Attributes:
-      train_curve: ``[M]`` training score of the top-m maps, m = 1..M.
-      test_curve: ``[M]`` test score of the same prefixes.
+      train_curve: ``[M]`` training score of the top-m maps, m = 1..M (training images only).
+      test_curve: ``[M]`` test score of the same prefixes, or None where it was not asked for.
       best_size: |S*| = `best_prefix` of the training curve.
       n_nan_train: prefixes whose training score is NaN (constant embeddings).
-      n_nan_test: the same on the test images.
+      n_nan_test: the same on the test images (None without the test curve).
+      test_best: test score at S* (Retained), from `point_scores`.
+      test_full: test score with all M maps kept (Full), from `point_scores`.
     """
 
     train_curve: np.ndarray
-    test_curve: np.ndarray
+    test_curve: np.ndarray | None
     best_size: int
     n_nan_train: int
-    n_nan_test: int
+    n_nan_test: int | None
+    test_best: float
+    test_full: float
 
 
 def _split_scores(sim, human_train, human_test, train, test, score):
@@ -106,16 +110,17 @@ def _split_scores(sim, human_train, human_test, train, test, score):
 
 
 @functools.partial(jax.jit, static_argnames=("n", "chunk", "score", "mesh", "active"))
-def _incremental_kernel(
-    head_params, ranked, train, test, human_train, human_test, *, n, chunk, score, mesh,
-    active,
-):
-    """ranked: ``[n_pad, M_pad, B]`` blocks in rank order (zero padded). Returns 2 x ``[M_pad]``."""
+def _incremental_kernel(head_params, ranked, human, *, n, chunk, score, mesh, active):
+    """Scores of every prefix on one image set: all ``n`` real rows of ``ranked`` against ``human``.
+
+    ranked: ``[n_pad, M_pad, B]`` blocks in rank order (zero padded); human: ``[n, n]``.
+    Returns ``[M_pad]``.
+    """
     n_pad, m_pad, block = ranked.shape
     d6 = head_params["fc6"]["kernel"].shape[1]
     w6 = head_params["fc6"]["kernel"]
 
-    def per_device(local, w6_ranked, head_params, train, test, human_train, human_test):
+    def per_device(local, w6_ranked, head_params, human):
         # local: [n_loc, M_pad, B] this device's images; w6_ranked: [M_pad, B, D6]
         steps = m_pad // chunk
         xs = (
@@ -151,23 +156,23 @@ def _incremental_kernel(
                 lambda x: shifted_gram(x[0], x[1], x[2], block=GRAM_BLOCK), (u, u_all, ref)
             )  # [c, n_loc, n_pad]
             sim = jax.lax.all_gather(rows, sharding.AXIS, axis=1, tiled=True)[:, :n, :n]
-            return pre[-1], _split_scores(sim, human_train, human_test, train, test, score)
+            return pre[-1], alignment(sim, human, score)
 
         weights = (jnp.arange(n_pad) < n).astype(jnp.float32) / n  # [n_pad] real images
         acc0 = jnp.broadcast_to(head_params["fc6"]["bias"], (local.shape[0], d6))
         acc0 = jax.lax.pcast(acc0, (sharding.AXIS,), to="varying")  # per-device carry
-        _, (s_train, s_test) = jax.lax.scan(step, acc0, xs)
+        _, scores = jax.lax.scan(step, acc0, xs)
         # Every device holds the same (all-gathered) scores: return each copy, keep the first.
-        return s_train.reshape(1, -1), s_test.reshape(1, -1)
+        return scores.reshape(1, -1)
 
     spec = PartitionSpec(sharding.AXIS)
-    s_train, s_test = jax.shard_map(
+    scores = jax.shard_map(
         per_device,
         mesh=mesh,
-        in_specs=(spec,) + (PartitionSpec(),) * 6,
-        out_specs=(spec, spec),
-    )(ranked, w6, head_params, train, test, human_train, human_test)
-    return s_train[0], s_test[0]
+        in_specs=(spec,) + (PartitionSpec(),) * 3,
+        out_specs=spec,
+    )(ranked, w6, head_params, human)
+    return scores[0]
 
 
 @functools.partial(jax.jit, static_argnames=("chunk", "score"))
@@ -225,6 +230,30 @@ def _check_indices(name: str, idx, n: int) -> np.ndarray:
     return idx.astype(np.int32)
 
 
+def greedy_fc7_path(head_params: dict, blocks: jax.Array,
+                    fc7_path: str = "auto") -> tuple[str, float | None]:
+    """The fc7 path of every greedy curve on these images, decided once (one fc6 forward).
+
+    Args:
+      head_params: ``params['head']``.
+      blocks: ``[n, M, B]`` the unablated blocks of all the dataset's images.
+      fc7_path: 'auto' (`ais_jax.engine.active_set.resolve_path` with the greedy threshold),
+        'active' or 'plain'.
+
+    Returns:
+      (``'active'``, ``'plain'`` or, for a gap head (no fc7), ``'closed_form'``; the fraction
+      of fc6 units active over ``blocks``, None for a gap head). Pass the path on as
+      `greedy_curves`'s ``fc7_path`` (``'closed_form'`` is accepted there for gap heads).
+    """
+    if fc7_path not in active_set.PATHS:
+        raise ValueError(f"fc7 path must be one of {active_set.PATHS}, got {fc7_path!r}")
+    if head_family(head_params) == "gap":
+        return "closed_form", None
+    fraction = fc6_active_fraction(head_params, blocks)
+    return ("active" if active_set.resolve_path(fc7_path, fraction, "greedy") else "plain",
+            fraction)
+
+
 def greedy_curves(
     head_params: dict,
     blocks: jax.Array,
@@ -239,8 +268,14 @@ def greedy_curves(
     memory_budget_bytes: int | None = None,
     mesh: Mesh | None = None,
     fc7_path: str = "auto",
+    test_curve: bool = True,
 ) -> GreedyResult:
-    """Train and test scores of the nested prefixes ``S_m`` of ``order``, m = 1..M.
+    """Training curve of the nested prefixes ``S_m`` of ``order``, m = 1..M, and test scores.
+
+    The training curve (which picks S*) is computed on the training images alone; the test
+    score at S* and at all M maps (Full) by two masked head passes over the test images
+    (`point_scores`), whether or not the whole test curve is also computed: S* and both test
+    scores are the same numbers with ``test_curve`` on or off.
 
     Args:
       head_params: ``params['head']``.
@@ -258,7 +293,11 @@ def greedy_curves(
       mesh: 1-D device mesh for 'incremental'; None = all local devices (a gap head's
         prefix sums run on one device).
       fc7_path: 'auto' (the exact active-set fc7 on CPU where fc6 is sparse enough for it to
-        pay, `ais_jax.engine.active_set.resolve_path`), 'active' or 'plain'; 'incremental' only.
+        pay, `greedy_fc7_path`: one fc6 forward of all images per call; callers that score
+        many folds decide once with `greedy_fc7_path` and pass its path), 'active' or
+        'plain'; 'incremental' only ('closed_form' for a gap head: no fc7).
+      test_curve: also score every prefix on the test images (for plots and comparisons;
+        20 % more head rows a fold at 5 folds). Off: ``test_curve`` is None.
 
     Returns:
       `GreedyResult`; NaN scores are kept, counted, and never win. A prefix whose maps are all
@@ -268,6 +307,9 @@ def greedy_curves(
     check_score(score)
     if method not in GREEDY_METHODS:
         raise ValueError(f"method must be one of {GREEDY_METHODS}, got {method!r}")
+    gap_head = head_family(head_params) == "gap"
+    if fc7_path not in active_set.PATHS + (("closed_form",) if gap_head else ()):
+        raise ValueError(f"fc7 path must be one of {active_set.PATHS}, got {fc7_path!r}")
     blocks = jnp.asarray(blocks, jnp.float32)
     dims = head_dims(head_params, blocks)
     order = np.asarray(order)
@@ -278,61 +320,121 @@ def greedy_curves(
     if human.shape != (dims.n, dims.n):
         raise ValueError(f"human matrix must be [{dims.n}, {dims.n}], got {human.shape}")
     train, test = _check_indices("train", train, dims.n), _check_indices("test", test, dims.n)
-    human_train = human[np.ix_(train, train)]
-    human_test = human[np.ix_(test, test)]
     budget = DEFAULT_MEMORY_BUDGET if memory_budget_bytes is None else memory_budget_bytes
+    active = False
+    if method == "incremental" and not gap_head:
+        # Decided once for both curves, from all the images (`greedy_fc7_path`).
+        decided = greedy_fc7_path(head_params, blocks)[0] if fc7_path == "auto" else fc7_path
+        active = decided == "active"
 
+    def curve(images):
+        return _curve(head_params, blocks, order, human, images, score=score, method=method,
+                      chunk_maps=chunk_maps, budget=budget, mesh=mesh, active=active)
+
+    train_curve = curve(train)
+    best = best_prefix(train_curve)
+    test_best, test_full = point_scores(head_params, blocks, order, human, test,
+                                        np.array([best, dims.maps]), score=score)
+    test_scores = curve(test) if test_curve else None
+    return GreedyResult(
+        train_curve,
+        test_scores,
+        best,
+        int(np.isnan(train_curve).sum()),
+        None if test_scores is None else int(np.isnan(test_scores).sum()),
+        float(test_best),
+        float(test_full),
+    )
+
+
+def _undefined(blocks: jax.Array, order: np.ndarray, images: np.ndarray,
+               gap_head: bool) -> np.ndarray:
+    """``[M]`` bool: prefixes whose score on ``images`` is undefined (set to exactly NaN).
+
+    A prefix whose kept blocks are all zero in every image gives identical embeddings;
+    round-off would turn its score into noise. For a gap head also `_gap_degenerate`.
+    """
+    zero = np.asarray(jnp.all(blocks[images] == 0, axis=-1))[:, order]  # [n_img, M]
+    undefined = ~(np.cumsum(~zero, axis=1) > 0).any(axis=0)
+    if gap_head:
+        undefined |= _gap_degenerate(np.asarray(gap.embeddings(blocks)), order, images)
+    return undefined
+
+
+def _curve(head_params, blocks, order, human, images, *, score, method, chunk_maps, budget,
+           mesh, active) -> np.ndarray:
+    """``[M]`` float64 scores of every prefix on one image set (``images``, >= 3 indices)."""
+    m = len(order)
+    sub = blocks[images]  # [n_img, M, B]
+    human_sub = human[np.ix_(images, images)]
+    dims = head_dims(head_params, sub)
+    everyone = jnp.arange(dims.n)
     family = head_family(head_params)
     if method == "naive":
         per_map = 8 * dims.n * (dims.maps * dims.block + dims.fc6 + 2 * dims.embed)
         chunk, _ = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget,
                                 chunk_maps=chunk_maps)
-        s_train, s_test = naive_prefix_scores(
-            head_params, blocks, jnp.asarray(order), jnp.arange(1, dims.maps + 1), train, test,
-            human_train, human_test, chunk=chunk, score=score,
-        )  # fmt: skip
+        scores, _ = naive_prefix_scores(
+            head_params, sub, jnp.asarray(order), jnp.arange(1, m + 1), everyone, everyone,
+            human_sub, human_sub, chunk=chunk, score=score)
     elif family == "gap":
-        if fc7_path not in active_set.PATHS:
-            raise ValueError(f"fc7 path must be one of {active_set.PATHS}, got {fc7_path!r}")
-        s_train, s_test = gap.prefix_scores(
-            gap.embeddings(blocks), jnp.asarray(order), train, test, human_train, human_test,
-            chunk=min(chunk_maps or GAP_CHUNK, dims.maps), score=score)
+        # `gap.prefix_scores` scores two index sets; both are this one (the second is cheap:
+        # the correlations are shared, only the alignment is repeated).
+        scores, _ = gap.prefix_scores(
+            gap.embeddings(sub), jnp.asarray(order), everyone, everyone, human_sub, human_sub,
+            chunk=min(chunk_maps or GAP_CHUNK, m), score=score)
     else:
         mesh = sharding.resolve_mesh(mesh)
         n_dev = mesh.devices.size
         n_pad = sharding.padded_size(dims.n, n_dev)
         per_map = 8 * (n_pad // n_dev) * (dims.fc6 + 2 * dims.embed + n_pad)
-        active = active_set.resolve_path(fc7_path, fc6_active_fraction(head_params, blocks))
         if active and chunk_maps is None:  # the gather pays only on enough rows per image
             chunk_maps = active_set.GROUP_ROWS
         chunk, steps = choose_chunk(dims.maps, per_map, memory_budget_bytes=budget,
                                     chunk_maps=chunk_maps)
         # Padded maps are zero blocks (they add nothing); padded images are dropped before
         # any correlation.
-        ranked = sharding.pad_axis(blocks[:, order], steps * chunk, axis=1)
+        ranked = sharding.pad_axis(sub[:, order], steps * chunk, axis=1)
         ranked = sharding.pad_axis(ranked, n_pad, axis=0)
         w6 = head_params["fc6"]["kernel"].reshape(dims.maps, dims.block, dims.fc6)[order]
         w6 = sharding.pad_axis(w6, steps * chunk, axis=0).reshape(-1, dims.fc6)
-        s_train, s_test = _incremental_kernel(
-            {**head_params, "fc6": {**head_params["fc6"], "kernel": w6}},
-            ranked, train, test, human_train, human_test,
-            n=dims.n, chunk=chunk, score=score, mesh=mesh, active=active,
-        )  # fmt: skip
-    train_curve = np.asarray(s_train[: dims.maps], np.float64)
-    test_curve = np.asarray(s_test[: dims.maps], np.float64)
-    # A prefix whose kept blocks are all zero in every image of a split gives identical
-    # embeddings: the score is undefined. Round-off would turn it into noise, so set it exactly.
-    kept_any = np.cumsum(~np.asarray(jnp.all(blocks == 0, axis=-1))[:, order], axis=1) > 0
-    train_curve[~kept_any[train].any(axis=0)] = np.nan
-    test_curve[~kept_any[test].any(axis=0)] = np.nan
-    if family == "gap":
-        x = np.asarray(gap.embeddings(blocks))
-        train_curve[_gap_degenerate(x, order, train)] = np.nan
-        test_curve[_gap_degenerate(x, order, test)] = np.nan
-    return GreedyResult(
-        train_curve,
-        test_curve,
-        best_prefix(train_curve),
-        int(np.isnan(train_curve).sum()),
-        int(np.isnan(test_curve).sum()),
-    )
+        scores = _incremental_kernel(
+            {**head_params, "fc6": {**head_params["fc6"], "kernel": w6}}, ranked, human_sub,
+            n=dims.n, chunk=chunk, score=score, mesh=mesh, active=active)
+    out = np.asarray(scores[:m], np.float64)
+    out[_undefined(blocks, order, images, family == "gap")] = np.nan
+    return out
+
+
+def point_scores(head_params: dict, blocks: jax.Array, order: np.ndarray, human: jax.Array,
+                 images: np.ndarray, sizes: np.ndarray, *, score: str) -> np.ndarray:
+    """Scores on ``images`` of a few prefix sizes of ``order`` (masked head passes, any family).
+
+    What a fold needs on its test images without the test curve: the score at S* and at all
+    maps. Each size is one plain forward of ``len(images)`` images with the other maps zeroed.
+
+    Args:
+      head_params: ``params['head']``.
+      blocks: ``[n, M, B]`` all images.
+      order: ``[M]`` ranking.
+      human: ``[n, n]``.
+      images: >= 3 image indices.
+      sizes: ``[P]`` prefix sizes in 1..M.
+      score: 'r2' or 'rho'.
+
+    Returns:
+      ``[P]`` float64; exactly NaN where the prefix's score is undefined on ``images``.
+    """
+    images = _check_indices("images", images, blocks.shape[0])
+    sizes = np.asarray(sizes)
+    sub = jnp.asarray(blocks, jnp.float32)[images]
+    human_sub = jnp.asarray(human, jnp.float32)[np.ix_(images, images)]
+    everyone = jnp.arange(len(images))
+    scores, _ = naive_prefix_scores(head_params, sub, jnp.asarray(order), jnp.asarray(sizes),
+                                    everyone, everyone, human_sub, human_sub, chunk=1,
+                                    score=score)
+    out = np.asarray(scores, np.float64)
+    undefined = _undefined(jnp.asarray(blocks, jnp.float32), np.asarray(order), images,
+                           head_family(head_params) == "gap")
+    out[undefined[sizes - 1]] = np.nan
+    return out

@@ -277,6 +277,8 @@ def _curves_plot(folder: Path, target: Path, title: str) -> bool:
     for i, r in enumerate(records):
         for key, colour, name in (("train_curve", "#2171b5", "train"),
                                   ("test_curve", "#d94801", "test")):
+            if r.get(key) is None:  # run without --test_curves: no test curve
+                continue
             y = np.array([np.nan if v is None else v for v in r[key]], np.float64)
             ax.plot(np.arange(1, y.size + 1), y, color=colour, alpha=0.5, linewidth=0.8,
                     label=name if i == 0 else None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import logging
 import time
 from typing import Any, Callable, Sequence
@@ -32,7 +33,7 @@ from ais_jax.engine import crossval, heads
 from ais_jax.engine.ablation import full_embeddings
 from ais_jax.engine.ais import global_ais
 from ais_jax.engine.crossval import Fold
-from ais_jax.engine.selection import best_prefix, greedy_curves, rank_maps
+from ais_jax.engine.selection import best_prefix, greedy_curves, greedy_fc7_path, rank_maps
 from ais_jax.engine.similarity import alignment
 from ais_jax.fitting import compare
 from ais_jax.report import figures, paper
@@ -45,7 +46,9 @@ from ais_jax.study.runner import Aim, Study, run_study, versions
 log = logging.getLogger(__name__)
 
 # Bump when a fold's meaning changes; finished folds with another version are recomputed.
-FOLD_FORMAT_VERSION = 1
+# 2: training curve on the training images alone, Retained from a masked head pass over the
+# test images, the test curve only with --test_curves, the fc7 path recorded.
+FOLD_FORMAT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +62,16 @@ class Aim1Config(StudyConfig):
       score: ``'r2'`` (the paper's Aim 1) or ``'rho'``.
       methods: selection methods on the same folds: ``'greedy'`` (the paper's; always
         included) and optionally ``'softmask'``, ``'reweight'`` (`ais_jax.fitting.compare`).
+      test_curves: also compute every fold's whole test curve (plots, comparisons); off, the
+        test images are scored at S* and at all maps only. Every number both write is the
+        same either way.
     """
 
     folds: int = 5
     seeds: tuple[int, ...] = crossval.LEGACY_SEEDS
     score: str = "r2"
     methods: tuple[str, ...] = ("greedy",)
+    test_curves: bool = False
 
     def validate(self) -> None:
         if self.score not in ("r2", "rho"):
@@ -91,7 +98,8 @@ class Aim1Config(StudyConfig):
 
 
 def run_fold(head_params: Any, blocks: np.ndarray, sims: Any, human: np.ndarray, fold: Fold,
-             *, score: str, chunk_maps: int | None = None) -> dict:
+             *, score: str, chunk_maps: int | None = None, fc7_path: str = "auto",
+             test_curves: bool = False) -> dict:
     """Selection on the training images of one fold, scored on its test images.
 
     Args:
@@ -103,17 +111,21 @@ def run_fold(head_params: Any, blocks: np.ndarray, sims: Any, human: np.ndarray,
       fold: the split.
       score: ``'r2'`` or ``'rho'``.
       chunk_maps: maps per greedy step.
+      fc7_path: the greedy fc7 path, decided once per dataset and model
+        (`ais_jax.engine.selection.greedy_fc7_path`); 'auto' decides here.
+      test_curves: also compute the whole test curve (else ``test_curve`` is None).
 
     Returns:
-      JSON-ready dict: training AIS, train/test curves, ``set_size`` = |S*| (maps kept), Full
-      and Retained train/test scores, the fold's image indices.
+      JSON-ready dict: training AIS, training curve (and test curve with ``test_curves``),
+      ``set_size`` = |S*| (maps kept), Full and Retained train/test scores, the fold's image
+      indices, ``test_curves`` and ``fc7_path``.
     """
     ais = np.asarray(global_ais(sims, human, images=fold.train, score=score))  # [M]
     order = np.asarray(rank_maps(ais))
     result = greedy_curves(head_params, blocks, order, human, train=fold.train,
-                           test=fold.test, score=score, chunk_maps=chunk_maps)
+                           test=fold.test, score=score, chunk_maps=chunk_maps,
+                           fc7_path=fc7_path, test_curve=test_curves)
     train_curve = np.asarray(result.train_curve, np.float64)  # [M]
-    test_curve = np.asarray(result.test_curve, np.float64)  # [M]
     size = int(best_prefix(train_curve))
 
     def full_score(idx: np.ndarray) -> float:
@@ -129,13 +141,15 @@ def run_fold(head_params: Any, blocks: np.ndarray, sims: Any, human: np.ndarray,
         "ais_train": json_floats(ais),
         "order": order.tolist(),
         "train_curve": json_floats(train_curve),
-        "test_curve": json_floats(test_curve),
+        "test_curves": bool(test_curves),
+        "test_curve": None if result.test_curve is None else json_floats(result.test_curve),
+        "fc7_path": fc7_path,
         "set_size": size,
         "nan_prefixes": int(np.isnan(train_curve).sum()),
         "full_train": full_score(fold.train),
         "full_test": full_score(fold.test),
         "retained_train": float(train_curve[size - 1]),
-        "retained_test": float(test_curve[size - 1]),
+        "retained_test": result.test_best,
     }
 
 
@@ -160,9 +174,12 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
     storage.write_npy(out / "global_ais.npy", ais_all)
 
     # Everything a finished fold depends on; a fold file with another key is recomputed.
+    # The greedy fc7 path, decided once for every fold from the unablated images.
+    fc7_path, active_fraction = greedy_fc7_path(model.params["head"], blocks)
     run_key = resume.run_key(
         activations=acts.path.stem, human=resume.digest(human),
-        score=config.score, k=config.folds, version=FOLD_FORMAT_VERSION)
+        score=config.score, k=config.folds, version=FOLD_FORMAT_VERSION,
+        test_curves=config.test_curves)
     folds = crossval.cv_folds(n, tuple(config.seeds), config.folds)
     methods = compare.check_methods(config.methods)
     extra = methods != ("greedy",)
@@ -175,7 +192,8 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
         if record is None:
             start = time.perf_counter()
             record = run_fold(model.params["head"], blocks, sims.value, human, fold,
-                              score=config.score, chunk_maps=config.chunk_maps)
+                              score=config.score, chunk_maps=config.chunk_maps,
+                              fc7_path=fc7_path, test_curves=config.test_curves)
             if extra:  # plain greedy records stay as they were (reproducible byte for byte)
                 record["greedy_seconds"] = time.perf_counter() - start
             record = resume.write_record(path, record, run_key)
@@ -205,6 +223,9 @@ def run_dataset(item: StudyItem, *, on_fold: Callable[[dict], None] | None = Non
         "sd_set_size": float(sizes.std(ddof=1)),
         "mean_full_train": float(np.mean([r["full_train"] for r in records])),
         "mean_retained_train": float(np.mean([r["retained_train"] for r in records])),
+        "fc7_path": fc7_path,
+        "fc6_active_fraction": active_fraction,
+        "test_curves": config.test_curves,
     }
     if extra:
         secs = [r["greedy_seconds"] for r in records if "greedy_seconds" in r]  # not if resumed
@@ -359,6 +380,12 @@ def write_tables(study: Study, rows: list[dict]) -> dict:
     figures.save_figure(figures.figure1(fig_rows, score_label=label, extra_rows=extra_bars),
                         out / "figure1.png")
     storage.write_text(out / "summary.md", summary_markdown(rows, correlations, config, models))
+    # run.json (written before the folds) gains the per-(model, dataset) greedy fc7 decision.
+    run = json.loads((out / "run.json").read_text())
+    run["greedy_fc7_path"] = {f"{r['model']}/{r['dataset']}": {
+        "fc7_path": r["fc7_path"], "fc6_active_fraction": r["fc6_active_fraction"]}
+        for r in rows}
+    storage.write_json(out / "run.json", run)
     files = {name: out / name for name in ("summary.md", "figure1.png", "results.csv",
                                            "results.json", "ais_correlations.csv", "run.json")}
     return {"out": out, "rows": rows, "correlations": correlations, "files": files}

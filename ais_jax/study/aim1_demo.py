@@ -474,7 +474,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         kind="similarity", name="synthetic", models=(("synthetic", str(ckpt)),),
         folds=cfg.folds, seeds=tuple(cfg.seeds), score=cfg.score, image_size=cfg.image_size,
         batch_size=cfg.batch_size, preamble=preamble, methods=tuple(cfg.methods),
-        rsatoolbox=cfg.rsatoolbox,
+        rsatoolbox=cfg.rsatoolbox, test_curves=True,  # the recovery figure plots them
         report=False),  # written below, once demo.json and summary.md are complete
         on_fold=records.append)
     row = result["rows"][0]

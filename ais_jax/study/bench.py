@@ -130,9 +130,7 @@ def torch_loop(params: dict, acts: np.ndarray, images: int, maps: int) -> dict:
 def trained_like(params: dict, blocks: jax.Array, fc6_active: float) -> dict:
     """``params`` with one constant subtracted from every fc6 bias so that ``fc6_active`` of
     the fc6 units are active (``fc6_pre > 0``) on ``blocks``."""
-    pre = np.asarray(ablation.fc6_pre_activations(params, blocks))
-    shift = np.float32(np.quantile(pre, 1.0 - fc6_active))
-    return {**params, "fc6": {**params["fc6"], "bias": params["fc6"]["bias"] - shift}}
+    return ablation.shift_fc6_biases(params, blocks, fc6_active)[0]
 
 
 def head_rows(params: dict, blocks: jax.Array, acts: np.ndarray, n: int, *,

@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from ais_jax import preflight, storage
 from ais_jax.data.datasets import PETERSON_CATEGORIES
 from ais_jax.engine import activations, active_set, crossval, throughput
-from ais_jax.engine.ablation import fc6_active_fraction, fc6_pre_activations
+from ais_jax.engine.ablation import fc6_active_fraction, shift_fc6_biases
 from ais_jax.models.vgg16 import random_params
 from ais_jax.study import aim1
 from ais_jax.study.aim1_demo import draw_image
@@ -206,11 +206,8 @@ def generate_weights(path: Path, seed: int, index: int, fc6_active: float | None
         acts = activations.trunk_activations(params["trunk"], list(calibration),
                                              image_size=image_size, desc="fc6 calibration")
         blocks = activations.blocks_from_acts(acts)
-        shift = np.quantile(np.asarray(fc6_pre_activations(params["head"], blocks)),
-                            1.0 - fc6_active)
-        head = params["head"]
-        params = {**params, "head": {**head, "fc6": {
-            **head["fc6"], "bias": np.asarray(head["fc6"]["bias"]) - np.float32(shift)}}}
+        head, shift = shift_fc6_biases(params["head"], blocks, fc6_active)
+        params = {**params, "head": head}
         level = (f"fc6 biases shifted by {-shift:.4g} so that {fc6_active:.0%} of fc6 units are "
                  f"active on {len(calibration)} calibration images")
     save_params(path, params, {
