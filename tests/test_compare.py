@@ -86,7 +86,8 @@ def _config(result, out, **kw):
         out=str(out), data_dir=str(data / "images"), matrix=str(data / "similarity.npy"),
         kind="similarity", name="synthetic", models=(("synthetic", str(result["checkpoint"])),),
         folds=SMALL_DEMO["folds"], seeds=SMALL_DEMO["seeds"],
-        image_size=SMALL_DEMO["image_size"], batch_size=SMALL_DEMO["batch_size"], **kw)
+        image_size=SMALL_DEMO["image_size"], batch_size=SMALL_DEMO["batch_size"],
+        **{"test_curves": True, **kw})  # the demo's folds keep their test curves: reused as is
 
 
 @pytest.fixture(scope="module")
